@@ -1,0 +1,80 @@
+"""Fixed names of DESIGN.md section 2, in one place.
+
+The operator, the CLI, the Helm chart and the tests must agree on these byte for
+byte: a label key spelled twice is a label key that drifts.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "modelrollout.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "ModelDeployment"
+PLURAL: Final = "modeldeployments"
+SINGULAR: Final = "modeldeployment"
+SHORT_NAMES: Final = ("md", "mdep")
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+MANAGER: Final = "modelrollout"
+
+# Pod (and Deployment) labels.
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_DEPLOYMENT: Final = f"{GROUP}/deployment"
+LABEL_REVISION: Final = f"{GROUP}/revision"
+LABEL_MODEL_VERSION: Final = f"{GROUP}/model-version"
+# The operator owns these; a template that sets them would break Service selectors.
+RESERVED_LABELS: Final = (
+    LABEL_NAME,
+    LABEL_MANAGED_BY,
+    LABEL_DEPLOYMENT,
+    LABEL_REVISION,
+    LABEL_MODEL_VERSION,
+)
+
+# The CLI writes a manual command here; the operator never edits spec (DESIGN.md 3).
+COMMAND_ANNOTATION: Final = f"{GROUP}/command"
+
+# Environment injected into the model-server container.
+ENV_MODEL_NAME: Final = "MODEL_NAME"
+ENV_MODEL_VERSION: Final = "MODEL_VERSION"
+ENV_MODEL_URI: Final = "MODEL_URI"
+ENV_MODEL_SHA256: Final = "MODEL_SHA256"
+ENV_REVISION: Final = "MODELROLLOUT_REVISION"
+INJECTED_ENV: Final = (
+    ENV_MODEL_NAME,
+    ENV_MODEL_VERSION,
+    ENV_MODEL_URI,
+    ENV_MODEL_SHA256,
+    ENV_REVISION,
+)
+
+
+def service_name(md_name: str) -> str:
+    """The Service clients call."""
+    return md_name
+
+
+def canary_service_name(md_name: str) -> str:
+    """The Service that reaches only the revision being rolled out."""
+    return f"{md_name}-canary"
+
+
+def preview_service_name(md_name: str) -> str:
+    """The blue/green preview Service."""
+    return f"{md_name}-preview"
+
+
+def deployment_name(md_name: str, revision: str) -> str:
+    """The Deployment that runs one revision."""
+    return f"{md_name}-{revision}"
+
+
+def selector_labels(md_name: str, revision: str | None = None) -> dict[str, str]:
+    """Labels a Service selects on: every revision of `md_name`, or one when given."""
+    labels = {LABEL_DEPLOYMENT: md_name}
+    if revision is not None:
+        labels[LABEL_REVISION] = revision
+    return labels

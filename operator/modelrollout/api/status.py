@@ -1,0 +1,142 @@
+"""The ModelDeployment status as pydantic models.
+
+Everything the operator knows lives here (DESIGN.md section 3: it never writes
+spec), so a restarted operator resumes each rollout from status alone: the step,
+when it began, a manual pause, the last command handled, a held revision and
+pending scale-downs. Unknown fields are ignored so an older or newer operator
+can read what another version wrote.
+"""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Phase = Literal["Progressing", "Paused", "Healthy", "Degraded"]
+ConditionType = Literal["Ready", "Progressing", "Paused", "Degraded", "Reconciling", "Stalled"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+Verdict = Literal["pass", "fail", "inconclusive", "error", "nodata"]
+HoldReason = Literal["Aborted", "RolledBack", "Undone"]
+RolloutSource = Literal["Spec", "Undo"]
+CommandResult = Literal["Applied", "Rejected"]
+
+
+class StatusModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+
+class Condition(StatusModel):
+    """A kstatus-compatible condition (metav1.Condition shape)."""
+
+    type: ConditionType
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class MetricAnalysis(StatusModel):
+    """What one metric measured so far in the current rollout."""
+
+    verdict: Verdict | None = None
+    value: float | None = None
+    threshold: str | None = None
+    message: str = ""
+    measured_at: datetime | None = None
+    successes: int = 0
+    failures: int = 0
+    inconclusive: int = 0
+    errors: int = 0
+    no_data: int = 0
+    consecutive_errors: int = 0
+
+
+class RollbackRecord(StatusModel):
+    """The last time a rollout was undone, by analysis or by hand."""
+
+    revision: str
+    version: str
+    reason: str
+    message: str = ""
+    metric: str | None = None
+    value: float | None = None
+    threshold: str | None = None
+    at: datetime
+
+
+class HistoryEntry(StatusModel):
+    """A revision that served all traffic. `number` only grows, like a Deployment's."""
+
+    number: int = Field(ge=1)
+    revision: str
+    version: str
+    promoted_at: datetime
+    source: RolloutSource = "Spec"
+
+
+class Hold(StatusModel):
+    """A spec revision the operator will not roll out until the spec changes or `retry`."""
+
+    revision: str
+    reason: HoldReason
+    message: str = ""
+    since: datetime
+
+
+class PendingScaleDown(StatusModel):
+    """An old revision still running after a switch, to scale to 0 at `not_before`."""
+
+    revision: str
+    not_before: datetime
+
+
+class LastCommand(StatusModel):
+    """The last manual command handled; its id makes each command apply exactly once."""
+
+    id: str
+    action: str
+    result: CommandResult
+    message: str = ""
+    at: datetime
+
+
+class ModelDeploymentStatus(StatusModel):
+    phase: Phase | None = None
+    observed_generation: int | None = None
+    stable_revision: str | None = None
+    stable_version: str | None = None
+    # The revision being rolled out (canary or blue/green "green"); None when idle.
+    canary_revision: str | None = None
+    canary_version: str | None = None
+    # Canary: index into strategy.canary.steps; len(steps) means "all steps done,
+    # promoting". Blue/green: see modelrollout.rollout.bluegreen.
+    current_step: int | None = None
+    # When the current step began (pause deadlines and auto-promotion count from here).
+    step_started_at: datetime | None = None
+    # Set by `pause`; step timers are shifted by the paused time on `resume`.
+    paused_at: datetime | None = None
+    rollout_source: RolloutSource | None = None
+    canary_weight: int = Field(default=0, ge=0, le=100)
+    conditions: tuple[Condition, ...] = ()
+    analysis: dict[str, MetricAnalysis] = Field(default_factory=dict)
+    last_rollback: RollbackRecord | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    hold: Hold | None = None
+    pending_scale_downs: tuple[PendingScaleDown, ...] = ()
+    last_command: LastCommand | None = None
+    reason: str | None = None
+    message: str = ""
+
+    def condition(self, condition_type: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == condition_type), None)
+
+    @property
+    def rollout_in_flight(self) -> bool:
+        return self.canary_revision is not None
