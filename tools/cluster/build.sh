@@ -21,13 +21,27 @@ key_of() {  # version + digest of the module files: a change of pins rebuilds
   printf '%s-%s' "$version" "$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-10)"
 }
 
+# The file `go build -o DIR/` writes for a package: its last path element, or the
+# one before a major-version suffix (go.etcd.io/etcd/server/v3 -> server).
+binary_name() {
+  local base="${1##*/}"
+  if [[ "$base" =~ ^v[0-9]+$ ]]; then base="$(basename "$(dirname "$1")")"; fi
+  printf '%s' "$base"
+}
+
+# link_binaries OUT_DIR PACKAGE...: expose the built commands in $bin_dir.
+link_binaries() {
+  local out="$1"; shift
+  for p in "$@"; do ln -sfn "$out/$(binary_name "$p")" "$bin_dir/$(binary_name "$p")"; done
+}
+
 # build_module NAME MODULE_DIR VERSION LDFLAGS PACKAGE...
 build_module() {
   local name="$1" dir="$2" version="$3" ldflags="$4"; shift 4
   local out="$cache_root/$name-$(key_of "$dir" "$version")"
   if [[ -f "$out/.complete" ]]; then
     log "$name $version: cached in $out"
-    for p in "$@"; do ln -sf "$out/$(basename "$p")" "$bin_dir/$(basename "$p")"; done
+    link_binaries "$out" "$@"
     return
   fi
   log "$name $version: building $(printf '%s ' "${@##*/}")(cold machine only; progress every 200 packages)"
@@ -42,7 +56,7 @@ build_module() {
   touch "$tmp/.complete"
   rm -rf "$out"; mv "$tmp" "$out"
   log "$name $version: built in $((SECONDS - started)) s"
-  for p in "$@"; do ln -sf "$out/$(basename "$p")" "$bin_dir/$(basename "$p")"; done
+  link_binaries "$out" "$@"
 }
 
 bin_dir="$cache_root/bin-$(cat "$here/versions.env" | sha256sum | cut -c1-10)"
@@ -61,9 +75,8 @@ build_module kubernetes "$here/kubernetes" "$KUBERNETES_VERSION" "$kube_ldflags"
 
 build_module etcd "$here/etcd" "$ETCD_VERSION" "-s -w" go.etcd.io/etcd/server/v3
 
-# The binary is named after the package's directory (v3); kwokctl wants `etcd`.
-if [[ ! -e "$bin_dir/etcd" ]]; then ln -sf "$(readlink "$bin_dir/v3")" "$bin_dir/etcd"; fi
-rm -f "$bin_dir/v3"
+# Go names the etcd server binary `server`; kwokctl and people expect `etcd`.
+mv -f "$bin_dir/server" "$bin_dir/etcd"
 
 build_module kwok "$here/kwok" "$KWOK_VERSION" \
   "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$k_ver" \

@@ -1,0 +1,64 @@
+# The two commands a fresh machine needs are `make demo` and `make test`; both
+# install what they use (virtualenv, Debian packages, Go-built cluster binaries).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help venv deps cluster-tools cluster-up cluster-down lint test test-unit \
+        test-integration test-e2e demo clean
+
+help:
+	@echo "make demo         the local demo on an embedded cluster (installs what it needs)"
+	@echo "make test         lint, then every test tier: unit, integration, e2e"
+	@echo "make cluster-up   start (or reuse) the local cluster; prints KUBECONFIG=... last"
+	@echo "make cluster-down stop it"
+	@echo "make lint         ruff, mypy --strict, import-linter"
+
+$(VENV_STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@echo "[venv] installing the project and its dev tools into $(VENV)" >&2
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(VENV_STAMP)
+
+deps:
+	@bash scripts/install-debian-deps.sh
+
+cluster-tools:
+	@bash tools/cluster/build.sh >/dev/null
+
+cluster-up: venv cluster-tools
+	@$(PY) -m modelrollout.devenv.cluster up
+
+cluster-down: venv
+	@$(PY) -m modelrollout.devenv.cluster down
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: venv deps cluster-tools lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
+
+test-integration: venv deps cluster-tools
+	$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: venv deps cluster-tools
+	$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
+
+demo: venv deps cluster-tools
+	@$(PY) -m modelrollout.devenv.demo
+
+clean:
+	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache

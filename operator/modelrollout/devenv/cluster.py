@@ -1,0 +1,266 @@
+"""A real local Kubernetes control plane for the demo and the tests.
+
+kwokctl runs etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+(built from Go modules, see `tools.py`) as local processes, with KWOK simulating
+the nodes and the pods' lifecycle. Everything binds to 127.0.0.1 on free ports,
+RBAC and admission are on, and the kubeconfig is written to the cluster's own
+directory: the user's ~/.kube/config and current context are never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from modelrollout.devenv.tools import REPO_ROOT, ClusterTools, ensure_tools, pinned_versions
+
+DEFAULT_NAME = "modelrollout"
+DEFAULT_WORKDIR = REPO_ROOT / ".local" / "kwok"
+# Three nodes: enough to see pods spread and a rollout keep capacity while one
+# revision scales down; each simulated node costs almost nothing.
+DEFAULT_NODES = 3
+# A cold start of the binaries takes about ten seconds here; three minutes leaves
+# room for a loaded CI machine without hanging forever on a broken one.
+START_TIMEOUT_SECONDS = 180.0
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(f"[cluster] {message}", file=sys.stderr, flush=True)
+
+
+class ClusterError(RuntimeError):
+    """The local cluster could not be started, reached or stopped."""
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    name: str
+    workdir: Path
+    tools: ClusterTools
+
+    @property
+    def directory(self) -> Path:
+        return self.workdir / "clusters" / self.name
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "kubeconfig.yaml"
+
+    @property
+    def context(self) -> str:
+        return f"kwok-{self.name}"
+
+    def env(self) -> dict[str, str]:
+        """The environment for anything that talks to this cluster and nothing else."""
+        env = os.environ.copy()
+        env["KWOK_WORKDIR"] = str(self.workdir)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        return env
+
+    def kwokctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run([str(self.tools.kwokctl), "--name", self.name, *args], check=check)
+
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self._run(
+            [str(self.tools.kubectl), "--kubeconfig", str(self.kubeconfig), *args],
+            check=check,
+            stdin=stdin,
+        )
+
+    def _run(
+        self, argv: Sequence[str], *, check: bool, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            argv, input=stdin, capture_output=True, text=True, env=self.env(), check=False
+        )
+        if check and result.returncode != 0:
+            raise ClusterError(
+                f"`{' '.join(argv)}` failed (exit {result.returncode}): "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        return result
+
+    def is_running(self) -> bool:
+        if not self.kubeconfig.exists():
+            return False
+        probe = self.kubectl("get", "--raw", "/readyz", "--request-timeout=5s", check=False)
+        return probe.returncode == 0 and probe.stdout.strip() == "ok"
+
+    def up(self, nodes: int = DEFAULT_NODES, log: Log = _stderr) -> bool:
+        """Starts the cluster, or reuses a running one. Returns True when reused."""
+        if self.is_running():
+            log(f"cluster {self.name!r} is already running; reusing it")
+            return True
+        if self.directory.exists():
+            log(f"removing the stopped remains of cluster {self.name!r}")
+            self.kwokctl("delete", "cluster", check=False)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / f"{self.name}.kwokctl.yaml"
+        config.write_text(yaml.safe_dump(self._kwokctl_configuration(), sort_keys=False))
+        log(
+            f"starting cluster {self.name!r} (Kubernetes {self.kubernetes_version}, binary runtime)"
+        )
+        started = time.monotonic()
+        self.kwokctl(
+            "--config", str(config),
+            "create", "cluster",
+            # An empty --kubeconfig keeps kwokctl away from ~/.kube/config.
+            "--kubeconfig", "",
+            "--wait", f"{int(START_TIMEOUT_SECONDS)}s",
+        )  # fmt: skip
+        self.kwokctl("scale", "node", "--replicas", str(nodes))
+        self.wait_usable(nodes)
+        self.assert_local()
+        log(f"cluster {self.name!r} ready with {nodes} nodes in {time.monotonic() - started:.1f} s")
+        return False
+
+    def down(self, log: Log = _stderr) -> None:
+        if not self.directory.exists():
+            log(f"no cluster {self.name!r} to stop")
+            return
+        self.kwokctl("delete", "cluster")
+        log(f"cluster {self.name!r} stopped and removed")
+
+    @property
+    def kubernetes_version(self) -> str:
+        return pinned_versions()["KUBERNETES_VERSION"]
+
+    def _kwokctl_configuration(self) -> dict[str, object]:
+        return {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokctlConfiguration",
+            "options": {
+                "runtime": "binary",
+                "kubeVersion": self.kubernetes_version,
+                "bindAddress": "127.0.0.1",
+                "kubeAuthorization": True,
+                "kubeAdmission": True,
+                "kubeApiserverBinary": str(self.tools.path("kube-apiserver")),
+                "kubeControllerManagerBinary": str(self.tools.path("kube-controller-manager")),
+                "kubeSchedulerBinary": str(self.tools.path("kube-scheduler")),
+                "kwokControllerBinary": str(self.tools.path("kwok")),
+                "etcdBinary": str(self.tools.path("etcd")),
+                "kubectlBinary": str(self.tools.kubectl),
+            },
+        }
+
+    def wait_usable(self, nodes: int) -> None:
+        """Waits until nodes are Ready and pods can be admitted in `default`."""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        checks: list[tuple[str, Callable[[], bool]]] = [
+            ("nodes Ready", lambda: self._ready_nodes() >= nodes),
+            # The ServiceAccount admission plugin rejects pods until the
+            # controller-manager has made the namespace's default account.
+            (
+                "default ServiceAccount",
+                lambda: (
+                    self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0
+                ),
+            ),
+        ]
+        for what, check in checks:
+            while not check():
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"cluster {self.name!r}: timed out waiting for {what}")
+                time.sleep(0.5)
+
+    def _ready_nodes(self) -> int:
+        result = self.kubectl(
+            "get", "nodes", "-o",
+            "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}",
+            check=False,
+        )  # fmt: skip
+        return result.stdout.split().count("True") if result.returncode == 0 else 0
+
+    def component_memory(self) -> dict[str, int]:
+        """Resident memory (bytes) of each running control-plane process."""
+        usage: dict[str, int] = {}
+        for pid_file in sorted((self.directory / "pids").glob("*.pid")):
+            status = Path(f"/proc/{pid_file.read_text().strip()}/status")
+            if not status.exists():
+                continue
+            for line in status.read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    usage[pid_file.stem] = int(line.split()[1]) * 1024
+        return usage
+
+    def assert_local(self) -> None:
+        """Refuses a kubeconfig that points anywhere but this local cluster."""
+        assert_local_kubeconfig(self.kubeconfig, self.context)
+
+
+def assert_local_kubeconfig(kubeconfig: Path, context: str) -> None:
+    config: dict[str, Any] = yaml.safe_load(kubeconfig.read_text()) or {}
+    current = config.get("current-context")
+    if current != context:
+        raise ClusterError(
+            f"{kubeconfig}: current context is {current!r}, not the local cluster's {context!r}"
+        )
+    try:
+        cluster_name = _entry(config, "contexts", context)["cluster"]
+        server = str(_entry(config, "clusters", cluster_name)["server"])
+    except (KeyError, TypeError) as error:
+        raise ClusterError(f"{kubeconfig}: context {context!r} is incomplete ({error})") from None
+    if urlparse(server).hostname not in {"127.0.0.1", "localhost", "::1"}:
+        raise ClusterError(f"{kubeconfig}: context {context!r} points at {server}, not loopback")
+
+
+def _entry(config: dict[str, Any], section: str, name: str) -> dict[str, Any]:
+    """The body of the named entry of a kubeconfig section (contexts, clusters)."""
+    kind = section.removesuffix("s")
+    for item in config.get(section) or []:
+        if item.get("name") == name:
+            body: dict[str, Any] = item[kind]
+            return body
+    raise KeyError(f"no {kind} named {name!r}")
+
+
+def local_cluster(name: str = DEFAULT_NAME, workdir: Path = DEFAULT_WORKDIR) -> LocalCluster:
+    return LocalCluster(name=name, workdir=workdir, tools=ensure_tools())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modelrollout.devenv.cluster")
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--name", default=DEFAULT_NAME)
+    parser.add_argument("--nodes", type=int, default=DEFAULT_NODES)
+    args = parser.parse_args(argv)
+    try:
+        cluster = local_cluster(args.name)
+        if args.action == "up":
+            cluster.up(nodes=args.nodes)
+            # Alone on the last line, so scripts can eval or parse it.
+            print(f"KUBECONFIG={cluster.kubeconfig.resolve()}")
+        elif args.action == "down":
+            cluster.down()
+        else:
+            running = cluster.is_running()
+            print(f"cluster {args.name!r}: {'running' if running else 'not running'}")
+            memory = cluster.component_memory() if running else {}
+            for component, rss in memory.items():
+                print(f"  {component:<26} {rss / 2**20:7.1f} MiB resident")
+            if memory:
+                print(f"  {'total':<26} {sum(memory.values()) / 2**20:7.1f} MiB resident")
+            return 0 if running else 1
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

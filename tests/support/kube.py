@@ -1,0 +1,76 @@
+"""The tests' handle on the local cluster: a session-wide control plane, one
+fresh namespace per test, and clients that can only reach that cluster."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from kubernetes import client, config
+
+from modelrollout.devenv.cluster import LocalCluster, local_cluster
+from modelrollout.devenv.tools import REPO_ROOT
+
+TEST_CLUSTER_NAME = "modelrollout-test"
+TEST_WORKDIR = REPO_ROOT / ".local" / "kwok-test"
+
+
+@dataclass(frozen=True)
+class ClusterUnderTest:
+    cluster: LocalCluster
+    api: client.ApiClient
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster.kubeconfig
+
+    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
+        return self.cluster.kubectl(*args, check=check, stdin=stdin).stdout
+
+
+@contextmanager
+def running_test_cluster() -> Iterator[ClusterUnderTest]:
+    """Starts the test cluster and always tears it down: at the end of the
+    session, on a failure, on Ctrl-C, and on SIGTERM (CI's way of stopping us)."""
+    cluster = local_cluster(TEST_CLUSTER_NAME, TEST_WORKDIR)
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    # Last resort if the interpreter exits without unwinding this generator.
+    atexit.register(cluster.down, log=lambda _m: None)
+    try:
+        cluster.up()
+        cluster.assert_local()
+        # Everything started from here on (kubectl, the operator, helpers) sees
+        # only this cluster, whatever the user's own KUBECONFIG says.
+        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        try:
+            yield ClusterUnderTest(cluster=cluster, api=api)
+        finally:
+            api.close()
+    finally:
+        cluster.down()
+        atexit.unregister(cluster.down)
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+@contextmanager
+def fresh_namespace(test_cluster: ClusterUnderTest, prefix: str = "t") -> Iterator[str]:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(test_cluster.api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")
