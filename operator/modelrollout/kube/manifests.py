@@ -1,0 +1,149 @@
+"""Builds the Deployments and Services a ModelDeployment owns. Pure: dicts in,
+dicts out, so every name, label and injected variable is unit-tested here.
+
+Names, labels and env follow DESIGN.md section 2. Every object carries an owner
+reference to its ModelDeployment, so deleting it deletes everything it made.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from modelrollout.api import ModelDeploymentSpec
+from modelrollout.api import names as n
+
+ServiceRole = Literal["main", "canary", "preview"]
+
+# Annotation on each revision's Deployment: which model version it serves, so an
+# old revision can be listed and undone to without the spec that made it.
+ANNOTATION_MODEL_NAME = f"{n.GROUP}/model-name"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The ModelDeployment that owns what the builders make."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": n.API_VERSION,
+            "kind": n.KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def common_labels(md_name: str) -> dict[str, str]:
+    return {
+        n.LABEL_NAME: md_name,
+        n.LABEL_MANAGED_BY: n.MANAGER,
+        n.LABEL_DEPLOYMENT: md_name,
+    }
+
+
+def revision_labels(md_name: str, revision: str, model_version: str) -> dict[str, str]:
+    return {
+        **common_labels(md_name),
+        n.LABEL_REVISION: revision,
+        n.LABEL_MODEL_VERSION: model_version,
+    }
+
+
+def injected_env(spec: ModelDeploymentSpec, revision: str) -> list[dict[str, str]]:
+    """MODEL_URI and MODEL_SHA256 only when the spec gives them: an empty value
+    would read as "an artifact with no digest" rather than "none given"."""
+    values = {
+        n.ENV_MODEL_NAME: spec.model.name,
+        n.ENV_MODEL_VERSION: spec.model.version,
+        n.ENV_MODEL_URI: spec.model.uri,
+        n.ENV_MODEL_SHA256: spec.model.sha256,
+        n.ENV_REVISION: revision,
+    }
+    return [{"name": k, "value": v} for k, v in values.items() if v is not None]
+
+
+def _with_injected_env(container: dict[str, Any], env: list[dict[str, str]]) -> dict[str, Any]:
+    # The operator's values win over a same-named variable in the template: the
+    # server must serve exactly the model the revision hash was computed from.
+    kept = [e for e in container.get("env") or [] if e.get("name") not in n.INJECTED_ENV]
+    return {**container, "env": [*kept, *env]}
+
+
+def revision_deployment(
+    owner: Owner, spec: ModelDeploymentSpec, revision: str, replicas: int
+) -> dict[str, Any]:
+    """The Deployment `<md>-<revision>` running the spec's model and template.
+
+    The MODEL_* variables go into every container of the template: the model
+    server may sit beside sidecars, and a sidecar knowing the model is harmless.
+    """
+    labels = revision_labels(owner.name, revision, spec.model.version)
+    template = copy.deepcopy(spec.template)
+    metadata = template.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+    pod_spec = template["spec"]
+    env = injected_env(spec, revision)
+    pod_spec["containers"] = [_with_injected_env(c, env) for c in pod_spec["containers"]]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": n.deployment_name(owner.name, revision),
+            "namespace": owner.namespace,
+            "labels": labels,
+            "annotations": {ANNOTATION_MODEL_NAME: spec.model.name},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": n.selector_labels(owner.name, revision)},
+            # One revision never changes its template, so its own ReplicaSet
+            # history is useless; revisions are what `undo` goes back to.
+            "revisionHistoryLimit": 0,
+            "template": template,
+        },
+    }
+
+
+def service_name_for(md_name: str, role: ServiceRole) -> str:
+    if role == "main":
+        return n.service_name(md_name)
+    if role == "canary":
+        return n.canary_service_name(md_name)
+    return n.preview_service_name(md_name)
+
+
+def service(
+    owner: Owner, spec: ModelDeploymentSpec, role: ServiceRole, revision: str | None
+) -> dict[str, Any]:
+    """A Service of the ModelDeployment, selecting one revision or, with None,
+    every revision (the replica-ratio canary: weights are replica counts)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": service_name_for(owner.name, role),
+            "namespace": owner.namespace,
+            "labels": {**common_labels(owner.name), f"{n.GROUP}/service-role": role},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": n.selector_labels(owner.name, revision),
+            "ports": [
+                {
+                    "name": "http",
+                    "protocol": "TCP",
+                    "port": spec.service.port,
+                    "targetPort": spec.service.target_port,
+                }
+            ],
+        },
+    }
