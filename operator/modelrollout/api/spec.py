@@ -22,6 +22,21 @@ MAX_METRICS = 20
 MAX_QUERY_LENGTH = 4096
 MAX_HISTORY_LIMIT = 50
 
+# Variables a metric query may use as {{ name }} (DESIGN.md section 3).
+QUERY_VARIABLES = frozenset(
+    {
+        "namespace",
+        "name",
+        "revision",
+        "canaryRevision",
+        "stableRevision",
+        "version",
+        "canaryVersion",
+        "stableVersion",
+        "interval",
+    }
+)
+
 
 class SpecModel(BaseModel):
     """Base of every spec part: camelCase on the wire, immutable, typos rejected."""

@@ -123,6 +123,8 @@ class ModelDeploymentStatus(StatusModel):
     # Set by `pause`; step timers are shifted by the paused time on `resume`.
     paused_at: datetime | None = None
     rollout_source: RolloutSource | None = None
+    # When the current rollout began; measurements older than this are not counted.
+    rollout_started_at: datetime | None = None
     canary_weight: int = Field(default=0, ge=0, le=100)
     conditions: tuple[Condition, ...] = ()
     analysis: dict[str, MetricAnalysis] = Field(default_factory=dict)

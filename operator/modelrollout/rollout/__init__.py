@@ -1,0 +1,48 @@
+"""The decision core: plan(spec, status, observed, now) -> Plan.
+
+Pure (stdlib and modelrollout.api only, enforced by import-linter): the
+handlers observe the world, call plan(), apply Plan.actions through the
+executor and write Plan.new_status. Everything here is testable as a table of
+inputs and expected outputs.
+"""
+
+from modelrollout.rollout.actions import (
+    Action,
+    DeleteRevision,
+    EnsureRevision,
+    RouteService,
+    ScaleRevision,
+)
+from modelrollout.rollout.analysis import WEBHOOK_CHECK
+from modelrollout.rollout.commands import command_rejection
+from modelrollout.rollout.observed import (
+    SERVICE_ROLES,
+    MetricVerdict,
+    Observed,
+    RevisionObservation,
+    ServiceRole,
+)
+from modelrollout.rollout.outcome import Event, Plan, Reason
+from modelrollout.rollout.plan import invalid_spec, plan
+from modelrollout.rollout.validation import spec_problems
+
+__all__ = [
+    "SERVICE_ROLES",
+    "WEBHOOK_CHECK",
+    "Action",
+    "DeleteRevision",
+    "EnsureRevision",
+    "Event",
+    "MetricVerdict",
+    "Observed",
+    "Plan",
+    "Reason",
+    "RevisionObservation",
+    "RouteService",
+    "ScaleRevision",
+    "ServiceRole",
+    "command_rejection",
+    "invalid_spec",
+    "plan",
+    "spec_problems",
+]

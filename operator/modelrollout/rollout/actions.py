@@ -1,0 +1,66 @@
+"""What the executor must do to the cluster; each action is idempotent.
+
+A Plan lists actions in the order to apply them: scale-ups (and creations)
+first, then Service selector changes, then scale-downs, then deletions, so
+capacity is never removed before its replacement serves. Only actions that
+change something the core observed are emitted (see Observed.routes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelrollout.rollout.observed import ServiceRole
+
+
+@dataclass(frozen=True)
+class EnsureRevision:
+    """Make Deployment `<md-name>-<revision>` exist with `replicas` replicas.
+
+    Only ever the revision of the current spec: build it from spec.model and
+    spec.template (labels and MODEL_* env of DESIGN.md section 2) when missing,
+    otherwise set spec.replicas (and bring its manifest up to date).
+    """
+
+    revision: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class ScaleRevision:
+    """Set spec.replicas of the existing Deployment `<md-name>-<revision>`.
+
+    Used for revisions other than the spec's (stable, old, undo target); their
+    template is not in the spec any more, so never create one. If it has vanished
+    meanwhile, do nothing: the next plan sees it gone.
+    """
+
+    revision: str
+    replicas: int
+
+
+@dataclass(frozen=True)
+class DeleteRevision:
+    """Delete Deployment `<md-name>-<revision>` (and so its pods); absent is fine."""
+
+    revision: str
+
+
+@dataclass(frozen=True)
+class RouteService:
+    """Point a Service's selector (creating the Service if missing).
+
+    role "main" is `<md-name>`, "canary" is `<md-name>-canary`, "preview" is
+    `<md-name>-preview`. The selector is `modelrollout.io/deployment: <md-name>`
+    plus, when `revision` is not None, `modelrollout.io/revision: <revision>`.
+    revision None on "main" is the replica-ratio canary: one Service spanning the
+    stable and canary pods, so the weight is their ratio.
+    """
+
+    role: ServiceRole
+    revision: str | None
+
+
+Action = EnsureRevision | ScaleRevision | DeleteRevision | RouteService

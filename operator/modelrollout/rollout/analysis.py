@@ -1,0 +1,188 @@
+"""Analysis verdicts in, a go / wait / hold / fail judgement out.
+
+Measuring is the I/O layer's job (modelrollout.metrics): it hands the core the
+latest verdict per check. Here each measurement is counted once (keyed by its
+time) into status.analysis, and the counts decide:
+
+- fail: a gating check's failures exceed failureLimit, or its query errors in a
+  row exceed consecutiveErrorLimit; onNoData=Fail counts no-data as a failure.
+- hold (phase Paused): the latest verdict is inconclusive, or no-data with
+  onNoData=Pause. Never a promotion on missing data; `promote` overrides.
+- pending: some gating check has no passing measurement taken since the current
+  step began (each step is judged on data from that step).
+- pass: otherwise, and always when the spec configures no analysis.
+
+dryRun metrics are counted and shown but never decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from modelrollout.api import MetricAnalysis
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    from modelrollout.api import Analysis, ModelDeploymentStatus
+    from modelrollout.rollout.observed import MetricVerdict
+
+# The key under which the I/O layer reports analysis.webhook's verdict.
+WEBHOOK_CHECK = "webhook"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    outcome: Literal["pass", "pending", "hold", "fail"]
+    reason: str = ""
+    message: str = ""
+    check: str | None = None
+    value: float | None = None
+    threshold: str | None = None
+
+
+PASS = Judgement("pass")
+
+
+def checks(analysis: Analysis | None, *, gating_only: bool) -> tuple[str, ...]:
+    if analysis is None:
+        return ()
+    names = [m.name for m in analysis.metrics if not (gating_only and m.dry_run)]
+    if analysis.webhook is not None:
+        names.append(WEBHOOK_CHECK)
+    return tuple(names)
+
+
+def record(
+    analysis: Analysis | None,
+    status: ModelDeploymentStatus,
+    verdicts: Mapping[str, MetricVerdict],
+) -> ModelDeploymentStatus:
+    """Count measurements not counted yet (newer than the last one, taken during
+    this rollout); returns `status` itself when there is nothing new."""
+    if analysis is None:
+        return status
+    since = status.rollout_started_at
+    updated = dict(status.analysis)
+    for name in checks(analysis, gating_only=False):
+        verdict = verdicts.get(name)
+        if verdict is None or (since is not None and verdict.measured_at < since):
+            continue
+        before = updated.get(name, MetricAnalysis())
+        if before.measured_at is not None and verdict.measured_at <= before.measured_at:
+            continue
+        updated[name] = _count(before, verdict, analysis.on_no_data)
+    if updated == status.analysis:
+        return status
+    return status.model_copy(update={"analysis": updated})
+
+
+def _count(before: MetricAnalysis, verdict: MetricVerdict, on_no_data: str) -> MetricAnalysis:
+    kind = verdict.verdict
+    no_data_fails = kind == "nodata" and on_no_data == "Fail"
+    no_data_passes = kind == "nodata" and on_no_data == "Ignore"
+    return before.model_copy(
+        update={
+            "verdict": kind,
+            "value": verdict.value,
+            "threshold": verdict.threshold,
+            "message": verdict.message,
+            "measured_at": verdict.measured_at,
+            "successes": before.successes + (kind == "pass" or no_data_passes),
+            "failures": before.failures + (kind == "fail" or no_data_fails),
+            "inconclusive": before.inconclusive + (kind == "inconclusive"),
+            "errors": before.errors + (kind == "error"),
+            "no_data": before.no_data + (kind == "nodata"),
+            "consecutive_errors": before.consecutive_errors + 1 if kind == "error" else 0,
+        }
+    )
+
+
+def judge(
+    analysis: Analysis | None, status: ModelDeploymentStatus, step_started_at: datetime | None
+) -> Judgement:
+    if analysis is None or not analysis.configured:
+        return PASS
+    gating = checks(analysis, gating_only=True)
+    results = {name: status.analysis.get(name) for name in gating}
+    for name, result in results.items():
+        if result is None:
+            continue
+        if result.failures > analysis.failure_limit:
+            return Judgement(
+                "fail",
+                "AnalysisFailed",
+                f"{name} failed {result.failures} time(s), more than failureLimit "
+                f"{analysis.failure_limit}" + _detail(result),
+                name,
+                result.value,
+                result.threshold,
+            )
+        if result.consecutive_errors > analysis.consecutive_error_limit:
+            return Judgement(
+                "fail",
+                "AnalysisError",
+                f"{name} could not be measured {result.consecutive_errors} times in a row, "
+                f"more than consecutiveErrorLimit {analysis.consecutive_error_limit}"
+                + (f": {result.message}" if result.message else ""),
+                name,
+            )
+    for name, result in results.items():
+        if result is None:
+            continue
+        if result.verdict == "inconclusive":
+            return Judgement(
+                "hold",
+                "AnalysisInconclusive",
+                f"{name} is inconclusive{_detail(result)}; `promote` to go on, `abort` to stop",
+                name,
+            )
+        if result.verdict == "nodata" and analysis.on_no_data == "Pause":
+            return Judgement(
+                "hold",
+                "AnalysisNoData",
+                f"{name} has no data (onNoData: Pause); check that the canary gets traffic, "
+                "or `promote` to go on",
+                name,
+            )
+    waiting = [
+        name
+        for name, result in results.items()
+        if result is None
+        or result.measured_at is None
+        or (step_started_at is not None and result.measured_at < step_started_at)
+        or not _acceptable(result, analysis.on_no_data)
+    ]
+    if waiting:
+        return Judgement(
+            "pending", "WaitingForAnalysis", f"waiting for a passing {', '.join(waiting)}"
+        )
+    return PASS
+
+
+def _acceptable(result: MetricAnalysis, on_no_data: str) -> bool:
+    return result.verdict == "pass" or (result.verdict == "nodata" and on_no_data == "Ignore")
+
+
+def _detail(result: MetricAnalysis) -> str:
+    parts = []
+    if result.value is not None:
+        parts.append(f"value {result.value:g}")
+    if result.threshold:
+        parts.append(f"threshold {result.threshold}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def summary(analysis: Analysis | None, status: ModelDeploymentStatus) -> str:
+    """ "analysis 3/3 passing" for status messages; empty without analysis."""
+    gating = checks(analysis, gating_only=True)
+    if not gating:
+        return ""
+    passing = sum(
+        1
+        for name in gating
+        if (result := status.analysis.get(name)) is not None and result.verdict == "pass"
+    )
+    return f"analysis {passing}/{len(gating)} passing"

@@ -1,0 +1,126 @@
+"""The stepwise canary, with weights realised as replica counts (see weights.py).
+
+status.currentStep indexes strategy.canary.steps; len(steps) means every step is
+done and the new revision is being scaled to full size before it takes all
+traffic. A setWeight step ends when its canary pods are available and analysis
+passes; a timed pause when its deadline (stepStartedAt + duration) has passed and
+analysis passes; a pause without duration on `promote`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelrollout.api import format_seconds
+from modelrollout.rollout import analysis, gating, transitions
+from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
+from modelrollout.rollout.weights import (
+    canary_replicas,
+    effective_weight,
+    stable_replicas,
+    step_weight,
+)
+
+if TYPE_CHECKING:
+    from modelrollout.api import CanaryStep, ModelDeploymentStatus, Phase
+    from modelrollout.rollout.context import Context
+    from modelrollout.rollout.outcome import StageResult
+
+
+def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
+    strategy = ctx.spec.strategy.canary
+    assert strategy is not None, "canary stage without a canary strategy"
+    steps = strategy.steps
+    canary, stable = status.canary_revision, status.stable_revision
+    assert canary is not None and stable is not None, "canary stage without both revisions"
+    index = min(status.current_step or 0, len(steps))
+    promoting = index >= len(steps)
+    weight = (
+        100
+        if promoting
+        else step_weight([s.set_weight for s in steps[: index + 1] if s.set_weight is not None])
+    )
+    wanted = canary_replicas(ctx.replicas, weight)
+    available = ctx.observed.available(canary)
+    spans_both = wanted > 0
+    in_effect = (
+        effective_weight(ctx.observed.ready(canary), ctx.observed.ready(stable))
+        if spans_both
+        else 0
+    )
+    progress = (
+        f"promoting revision {canary} (version {status.canary_version})"
+        if promoting
+        else f"step {index + 1}/{len(steps)}: weight {weight}%"
+    )
+    summary = analysis.summary(ctx.spec.analysis, status)
+    if summary:
+        progress = f"{progress}, {summary}"
+
+    def settle(phase: Phase, reason: str, detail: str, requeue: float | None = None) -> Settled:
+        return Settled(
+            replicas={
+                canary: wanted,
+                stable: stable_replicas(ctx.replicas, wanted, available),
+            },
+            routes={"main": None if spans_both else stable, "canary": canary, "preview": canary},
+            phase=phase,
+            reason=Reason(reason, f"{progress}: {detail}"),
+            requeue_after=gating.earliest(requeue, ctx.analysis_interval),
+            weight=in_effect,
+        )
+
+    undoing = status.rollout_source == "Undo"
+    judgement = (
+        analysis.PASS
+        if undoing
+        else analysis.judge(ctx.spec.analysis, status, status.step_started_at)
+    )
+    if judgement.outcome == "fail":
+        failure = gating.on_failure(ctx, status, judgement)
+        if isinstance(failure, Transition):
+            return failure
+        return settle("Degraded", failure.reason, failure.message)
+    if status.paused_at is not None:
+        return settle(
+            "Paused", "PausedByUser", f"paused since {gating.stamp(status.paused_at)}; `resume`"
+        )
+    if promoting:
+        if available >= ctx.replicas:
+            return transitions.promote(ctx, status)
+        return settle(
+            "Progressing", "Promoting", f"{available}/{ctx.replicas} new replicas available"
+        )
+
+    step = steps[index]
+    if step.set_weight is not None and available < wanted:
+        return settle(
+            "Progressing", "WaitingForCanary", f"{available}/{wanted} canary replicas available"
+        )
+    if step.pause is not None:
+        seconds = step.pause.seconds
+        if seconds is None:
+            return settle("Paused", "AwaitingPromotion", "paused until `promote`")
+        ends = gating.deadline(status.step_started_at, seconds, ctx.now)
+        if ctx.now < ends:
+            return settle(
+                "Progressing",
+                "PauseStep",
+                f"pausing {format_seconds(seconds)}, until {gating.stamp(ends)}",
+                (ends - ctx.now).total_seconds(),
+            )
+    if judgement.outcome == "hold":
+        return settle("Paused", judgement.reason, judgement.message)
+    if judgement.outcome == "pending":
+        return settle("Progressing", judgement.reason, judgement.message)
+    return Transition(
+        status.model_copy(update={"current_step": index + 1, "step_started_at": ctx.now}),
+        (Event("StepCompleted", f"step {index + 1}/{len(steps)} ({_describe(step)}) completed"),),
+    )
+
+
+def _describe(step: CanaryStep) -> str:
+    if step.set_weight is not None:
+        return f"weight {step.set_weight}%"
+    duration = step.pause.duration if step.pause else None
+    return f"pause {duration}" if duration else "pause"

@@ -1,0 +1,78 @@
+"""The values the decision core returns: a Plan, and the steps it is built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from modelrollout.api import ModelDeploymentStatus, Phase
+    from modelrollout.rollout.actions import Action
+    from modelrollout.rollout.observed import ServiceRole
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why the object is in its phase: a CamelCase reason and a sentence.
+
+    Both go to status.reason/status.message and every condition; emit a
+    Kubernetes Event for it when it differs from the previous status's.
+    """
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """A transition that happened in this plan (rollout started, promoted, rolled back,
+    command applied...): emit it once as a Kubernetes Event. Replanning the same
+    state yields no events."""
+
+    reason: str
+    message: str
+    type: Literal["Normal", "Warning"] = "Normal"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The core's answer: apply `actions` in order, then write `new_status` as a
+    whole, then ask again after `requeue_after` seconds if it is not None (a pause
+    ending, a preview timer, a delayed scale-down, the analysis interval).
+
+    Changes of child Deployments, of the object and of the command annotation
+    must also trigger a plan: the core does not poll for readiness.
+    """
+
+    actions: tuple[Action, ...]
+    new_status: ModelDeploymentStatus
+    reason: Reason
+    requeue_after: float | None
+    events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A stage's verdict for now: the world it wants and how to describe it."""
+
+    replicas: Mapping[str, int]
+    routes: Mapping[ServiceRole, str | None]
+    phase: Phase
+    reason: Reason
+    requeue_after: float | None = None
+    # The weight in effect, for status.canaryWeight.
+    weight: int = 0
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A stage moved the rollout on (next step, promoted, rolled back): plan again
+    from the new status, within the same call."""
+
+    status: ModelDeploymentStatus
+    events: tuple[Event, ...] = field(default=())
+
+
+StageResult = Settled | Transition

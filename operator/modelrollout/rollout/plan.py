@@ -1,0 +1,216 @@
+"""plan(): the decision core's entry point.
+
+One call looks at the spec, the status written last time and the observed
+world, and returns what to do and the next status. It is a pure function:
+time comes in as `now` (a timezone-aware datetime), and the same inputs give
+the same Plan. Calling it again with its own new_status and a world that has
+not moved returns the same status and no actions beyond those still pending.
+Work per call is bounded by the number of steps and observed Deployments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelrollout.api import spec_revision
+from modelrollout.api.spec import MAX_STEPS
+from modelrollout.rollout import analysis, bluegreen, canary, commands, gating, steady, transitions
+from modelrollout.rollout.actions import (
+    Action,
+    DeleteRevision,
+    EnsureRevision,
+    RouteService,
+    ScaleRevision,
+)
+from modelrollout.rollout.conditions import conditions_for
+from modelrollout.rollout.context import Context
+from modelrollout.rollout.outcome import Event, Plan, Reason, Settled, Transition
+from modelrollout.rollout.validation import spec_problems
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
+    from modelrollout.rollout.observed import Observed, ServiceRole
+    from modelrollout.rollout.outcome import StageResult
+
+# Every transition moves forward (a step, a promotion, a rollback), so a plan
+# settles within the steps plus a handful of state changes.
+_MAX_TRANSITIONS = MAX_STEPS + 16
+
+
+def plan(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: Observed,
+    now: datetime,
+) -> Plan:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    problems = spec_problems(spec)
+    if problems:
+        return _invalid(problems, status, observed.generation, now)
+    ctx = Context(spec=spec, observed=observed, now=now, target=spec_revision(spec))
+    status, events = commands.handle(ctx, status)
+    for _ in range(_MAX_TRANSITIONS):
+        result = _stage(ctx, status)
+        if isinstance(result, Settled):
+            return _finish(ctx, status, result, events)
+        status, events = result.status, events + result.events
+    raise AssertionError("plan did not settle")  # a transition that does not move on
+
+
+def invalid_spec(
+    status: ModelDeploymentStatus, generation: int, message: str, now: datetime
+) -> Plan:
+    """The plan for an object whose spec does not even parse: `message` is str(SpecError).
+
+    Degraded/InvalidSpec and no actions; whatever serves keeps serving.
+    """
+    return _invalid([message], status, generation, now)
+
+
+def _stage(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
+    target, stable = ctx.target, status.stable_revision
+    hold = status.hold
+    if hold is not None and (
+        hold.revision != target or (not status.rollout_in_flight and hold.revision == stable)
+    ):
+        # The spec moved on, or the held revision serves again: the hold is spent.
+        return Transition(status.model_copy(update={"hold": None}))
+    if stable is not None and stable != target and ctx.observed.revision(stable) is None:
+        return transitions.forget_missing_stable(status)
+    if status.rollout_in_flight:
+        if status.rollout_source == "Undo":
+            if ctx.observed.revision(status.canary_revision) is None:
+                return _undo_lost(status)
+        elif status.canary_revision != target:
+            return transitions.supersede(ctx, status)
+        if ctx.replicas == 0:
+            return transitions.promote(ctx, status)  # no pods, nothing to verify
+        recorded = analysis.record(ctx.spec.analysis, status, ctx.observed.verdicts)
+        if recorded is not status:
+            return Transition(recorded)
+        if ctx.spec.strategy.canary is not None:
+            return canary.advance(ctx, status)
+        return bluegreen.advance(ctx, status)
+    if stable is None:
+        return steady.first_deployment(ctx, status)
+    if target == stable or (hold is not None and hold.revision == target):
+        return steady.serving(ctx, status)
+    return transitions.start(ctx, status)
+
+
+def _undo_lost(status: ModelDeploymentStatus) -> Transition:
+    revision = status.canary_revision
+    idle = {"canary_revision": None, "canary_version": None, "current_step": None}
+    return Transition(
+        status.model_copy(
+            update={**idle, "step_started_at": None, "paused_at": None, "rollout_source": None}
+        ),
+        (Event("UndoFailed", f"undo stopped: Deployment of {revision} is gone", "Warning"),),
+    )
+
+
+def _finish(
+    ctx: Context,
+    status: ModelDeploymentStatus,
+    settled: Settled,
+    events: tuple[Event, ...],
+) -> Plan:
+    replicas = dict(settled.replicas)
+    requeue = settled.requeue_after
+    pending = []
+    for scale_down in status.pending_scale_downs:
+        running = ctx.observed.revision(scale_down.revision)
+        if (
+            running is None
+            or scale_down.revision in (status.stable_revision, status.canary_revision)
+            or ctx.now >= scale_down.not_before
+        ):
+            continue
+        replicas.setdefault(scale_down.revision, running.replicas)
+        pending.append(scale_down)
+        requeue = gating.earliest(requeue, (scale_down.not_before - ctx.now).total_seconds())
+    for entry in status.history:
+        replicas.setdefault(entry.revision, 0)
+    if ctx.observed.revision(ctx.target) is not None:
+        replicas.setdefault(ctx.target, 0)
+    new_status = status.model_copy(
+        update={
+            "phase": settled.phase,
+            "observed_generation": ctx.observed.generation,
+            "canary_weight": settled.weight,
+            "pending_scale_downs": tuple(pending),
+            "reason": settled.reason.reason,
+            "message": settled.reason.message,
+            "conditions": conditions_for(
+                settled.phase,
+                settled.reason,
+                ctx.observed.generation,
+                status.conditions,
+                ctx.now,
+            ),
+        }
+    )
+    return Plan(
+        actions=_actions(ctx, replicas, settled.routes),
+        new_status=new_status,
+        reason=settled.reason,
+        requeue_after=requeue,
+        events=events,
+    )
+
+
+def _actions(
+    ctx: Context, replicas: Mapping[str, int], routes: Mapping[ServiceRole, str | None]
+) -> tuple[Action, ...]:
+    """Only what differs from the observed world, scale-ups before scale-downs."""
+    observed = ctx.observed
+    ups: list[Action] = []
+    downs: list[Action] = []
+    deletes: list[Action] = []
+    for revision, wanted in replicas.items():
+        running = observed.revision(revision)
+        if running is None:
+            if revision == ctx.target:
+                ups.append(EnsureRevision(revision, wanted))
+            continue
+        if running.replicas == wanted:
+            continue
+        action: Action = (
+            EnsureRevision(revision, wanted)
+            if revision == ctx.target
+            else ScaleRevision(revision, wanted)
+        )
+        (ups if wanted > running.replicas else downs).append(action)
+    for running in observed.revisions:
+        if running.revision in replicas:
+            continue
+        if running.replicas > 0:
+            downs.append(ScaleRevision(running.revision, 0))
+        else:
+            deletes.append(DeleteRevision(running.revision))
+    route_changes = [
+        RouteService(role, revision)
+        for role, revision in routes.items()
+        if role not in observed.routes or observed.routes[role] != revision
+    ]
+    return (*ups, *route_changes, *downs, *deletes)
+
+
+def _invalid(
+    problems: list[str], status: ModelDeploymentStatus, generation: int, now: datetime
+) -> Plan:
+    reason = Reason("InvalidSpec", "; ".join(problems))
+    new_status = status.model_copy(
+        update={
+            "phase": "Degraded",
+            "observed_generation": generation,
+            "reason": reason.reason,
+            "message": reason.message,
+            "conditions": conditions_for("Degraded", reason, generation, status.conditions, now),
+        }
+    )
+    return Plan(actions=(), new_status=new_status, reason=reason, requeue_after=None)

@@ -1,0 +1,92 @@
+"""No rollout in flight: the first deployment, and a stable revision serving."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelrollout.rollout import history
+from modelrollout.rollout.observed import SERVICE_ROLES
+from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
+
+if TYPE_CHECKING:
+    from modelrollout.api import ModelDeploymentStatus, Phase
+    from modelrollout.rollout.context import Context
+    from modelrollout.rollout.outcome import StageResult
+
+
+def first_deployment(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
+    """Nothing serves yet, so there is nothing to protect: no canary, just wait for ready."""
+    revision, version = ctx.target, ctx.spec.model.version
+    available = ctx.observed.available(revision)
+    if available >= ctx.replicas:
+        return Transition(
+            status.model_copy(
+                update={
+                    "stable_revision": revision,
+                    "stable_version": version,
+                    "history": history.record_promotion(
+                        status.history,
+                        revision=revision,
+                        version=version,
+                        at=ctx.now,
+                        source="Spec",
+                        limit=ctx.spec.revision_history_limit,
+                    ),
+                }
+            ),
+            (Event("Deployed", f"revision {revision} (version {version}) deployed"),),
+        )
+    return Settled(
+        replicas={revision: ctx.replicas},
+        routes=dict.fromkeys(SERVICE_ROLES, revision),
+        phase="Progressing",
+        reason=Reason(
+            "Deploying",
+            f"deploying revision {revision} (version {version}): "
+            f"{available}/{ctx.replicas} replicas available",
+        ),
+    )
+
+
+def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
+    """The stable revision takes all traffic; every Service points at it."""
+    stable, version = status.stable_revision, status.stable_version
+    assert stable is not None, "serving without a stable revision"
+    available = ctx.observed.available(stable)
+    counts = f"{available}/{ctx.replicas} replicas available"
+    hold = status.hold
+    phase: Phase
+    if hold is not None and hold.reason in ("Aborted", "RolledBack"):
+        phase, reason = (
+            "Degraded",
+            Reason(
+                hold.reason,
+                f"{hold.message}; serving stable revision {stable} (version {version}), {counts}. "
+                f"Change the spec or run `retry` to roll out revision {hold.revision} again",
+            ),
+        )
+    elif available < ctx.replicas:
+        phase, reason = (
+            "Progressing",
+            Reason("Scaling", f"revision {stable} (version {version}): {counts}"),
+        )
+    elif hold is not None:
+        phase, reason = (
+            "Healthy",
+            Reason(
+                "Undone",
+                f"serving revision {stable} (version {version}) by undo, {counts}; spec revision "
+                f"{hold.revision} is held until the spec changes or `retry`",
+            ),
+        )
+    else:
+        phase, reason = (
+            "Healthy",
+            Reason("Available", f"revision {stable} (version {version}): {counts}"),
+        )
+    return Settled(
+        replicas={stable: ctx.replicas},
+        routes=dict.fromkeys(SERVICE_ROLES, stable),
+        phase=phase,
+        reason=reason,
+    )
