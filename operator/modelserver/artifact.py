@@ -1,0 +1,196 @@
+"""Loading a model artifact safely: locate it, verify its digest, pick a loader by format.
+
+The digest is checked before a single byte is deserialized, so a tampered or
+stale file never runs. skops and ONNX are data formats and load by default;
+pickle and joblib execute code from the file while loading, so they are
+refused unless the operator of the server allows them explicitly. Heavy
+libraries (scikit-learn via skops, onnxruntime) are imported here, on demand,
+so `serve --help` and a failed start stay fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import numpy.typing as npt
+
+FORMATS = {".skops": "skops", ".onnx": "onnx", ".pkl": "pickle", ".pickle": "pickle"} | {
+    ".joblib": "pickle"
+}
+# The first byte of every pickle of protocol 2 or later (PROTO opcode).
+_PICKLE_MAGIC = b"\x80"
+
+
+class ArtifactError(RuntimeError):
+    """The artifact cannot be served; the message says why and what to do."""
+
+
+class Model(Protocol):
+    """What the server needs from a loaded model, whatever its format."""
+
+    n_features: int | None
+
+    def predict(self, matrix: npt.NDArray[Any]) -> npt.NDArray[Any]: ...
+
+    def predict_proba(self, matrix: npt.NDArray[Any]) -> npt.NDArray[np.float64] | None: ...
+
+    def prepare_thread(self) -> None:
+        """Called on the thread that will serve predictions."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    format: str
+    sha256: str
+
+
+def resolve(uri: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        path = Path(unquote(parsed.path) if parsed.scheme else uri)
+        if parsed.netloc and parsed.netloc != "localhost":
+            raise ArtifactError(f"file URI {uri!r} names host {parsed.netloc!r}; use file:///path")
+        return path
+    raise ArtifactError(
+        f"MODEL_URI scheme {parsed.scheme!r} is not supported: the server reads local files "
+        "(file:///path or a plain path); mount the artifact into the pod, e.g. with a volume "
+        "or an init container that downloads it"
+    )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def inspect(uri: str, expected_sha256: str, allow_pickle: bool) -> Artifact:
+    """Find, identify and verify the artifact without deserializing anything."""
+    path = resolve(uri)
+    if not path.is_file():
+        raise ArtifactError(f"model artifact {path} does not exist or is not a file")
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ArtifactError(
+            f"cannot tell the format of {path.name}: expected one of {', '.join(sorted(FORMATS))}"
+        )
+    with path.open("rb") as handle:
+        head = handle.read(1)
+    if fmt != "pickle" and head == _PICKLE_MAGIC:
+        raise ArtifactError(
+            f"{path.name} is named {fmt} but its content is a pickle; refusing to load it"
+        )
+    actual = sha256_of(path)
+    expected = expected_sha256.strip().lower().removeprefix("sha256:")
+    if expected and expected != actual:
+        raise ArtifactError(
+            f"sha256 mismatch for {path}: expected {expected}, file has {actual}. The artifact "
+            "is not the one MODEL_SHA256 names (stale copy, partial download or tampering); "
+            "refusing to serve it"
+        )
+    if fmt == "pickle" and not allow_pickle:
+        raise ArtifactError(
+            f"refusing to load {path.name}: pickle/joblib files run arbitrary code when loaded. "
+            "Re-export it as skops (`modelrollout train`, or skops.io.dump) or ONNX, or set "
+            "MODELSERVER_ALLOW_PICKLE=true (serve --allow-pickle) if you trust where it came from"
+        )
+    return Artifact(path=path, format=fmt, sha256=actual)
+
+
+def load(artifact: Artifact, skops_trusted: tuple[str, ...] = ()) -> Model:
+    if artifact.format == "skops":
+        return SklearnModel(_load_skops(artifact.path, skops_trusted))
+    if artifact.format == "onnx":
+        return OnnxModel(artifact.path)
+    import joblib  # scikit-learn's own dependency; loads plain pickles too
+
+    return SklearnModel(joblib.load(artifact.path))
+
+
+def _load_skops(path: Path, extra_trusted: tuple[str, ...]) -> Any:
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+    except Exception as exc:
+        raise ArtifactError(f"{path.name} is not a readable skops archive: {exc}") from None
+    refused = sorted(set(untrusted) - set(extra_trusted))
+    if refused:
+        raise ArtifactError(
+            f"{path.name} contains types skops does not trust by default: {', '.join(refused)}. "
+            "List them in MODELSERVER_SKOPS_TRUSTED (comma-separated) once you have checked them"
+        )
+    return skops.io.load(path, trusted=list(untrusted))
+
+
+class SklearnModel:
+    def __init__(self, estimator: Any) -> None:
+        if not hasattr(estimator, "predict"):
+            raise ArtifactError(f"the artifact holds a {type(estimator).__name__}, not a model")
+        self.estimator = estimator
+        n = getattr(estimator, "n_features_in_", None)
+        self.n_features = int(n) if n is not None else None
+        self._has_proba = hasattr(estimator, "predict_proba")
+
+    def prepare_thread(self) -> None:
+        import sklearn
+
+        # scikit-learn's config is per thread. Inputs are checked for NaN and
+        # infinity before they get here, so its own (costly) check is redundant.
+        sklearn.set_config(assume_finite=True)
+
+    def predict(self, matrix: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.asarray(self.estimator.predict(matrix))
+
+    def predict_proba(self, matrix: npt.NDArray[Any]) -> npt.NDArray[np.float64] | None:
+        if not self._has_proba:
+            return None
+        return np.asarray(self.estimator.predict_proba(matrix), dtype=np.float64)
+
+
+class OnnxModel:
+    """An ONNX graph from skl2onnx: one float tensor input, `label` and `probabilities` out."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ArtifactError(
+                "serving ONNX needs onnxruntime: pip install 'modelrollout[onnx]'"
+            ) from None
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(path), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise ArtifactError(f"{path.name} is not a loadable ONNX model: {exc}") from None
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ArtifactError(f"{path.name} has {len(inputs)} inputs; expected one tensor")
+        self._input = inputs[0].name
+        shape = inputs[0].shape
+        self.n_features = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+        self._outputs = [o.name for o in self._session.get_outputs()]
+
+    def prepare_thread(self) -> None:
+        return None
+
+    def _run(self, matrix: npt.NDArray[Any]) -> list[Any]:
+        feed = {self._input: np.asarray(matrix, dtype=np.float32)}
+        return list(self._session.run(None, feed))
+
+    def predict(self, matrix: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.asarray(self._run(matrix)[0]).reshape(-1)
+
+    def predict_proba(self, matrix: npt.NDArray[Any]) -> npt.NDArray[np.float64] | None:
+        if len(self._outputs) < 2:
+            return None
+        return np.asarray(self._run(matrix)[1], dtype=np.float64)

@@ -1,0 +1,119 @@
+"""Input and prediction drift over a sliding window, at O(1) cost per served row.
+
+Each served row is reduced to one small bin index per feature (and one for the
+prediction) and written into a fixed ring buffer; nothing else happens on the
+request path. A timer calls `evaluate`, which counts bins over the window and
+compares the shares with the reference profile (PSI and a chi-square p-value).
+Below `min_samples` rows the snapshot carries no statistics, so the gauges are
+absent rather than a noisy or misleading zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from modelserver.profile import FeatureProfile, ReferenceProfile
+from modelserver.stats import chi_square_pvalue, psi
+
+
+@dataclass(frozen=True)
+class DriftSnapshot:
+    """The result of one evaluation; empty statistics while the window is too small."""
+
+    samples: int
+    feature_psi: dict[str, float] = field(default_factory=dict)
+    feature_pvalue: dict[str, float] = field(default_factory=dict)
+    prediction_psi: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.prediction_psi is not None
+
+
+class DriftMonitor:
+    def __init__(self, profile: ReferenceProfile, window: int, min_samples: int) -> None:
+        self.window = window
+        self.min_samples = min_samples
+        numeric = [f for f in profile.features if f.kind == "numeric"]
+        categorical = [f for f in profile.features if f.kind == "categorical"]
+        # Ring columns: numeric features, categorical features, then the prediction.
+        self._columns: list[FeatureProfile] = [*numeric, *categorical, profile.prediction]
+        self._n_numeric = len(numeric)
+        width = max((len(f.edges) for f in numeric), default=0)
+        # Edges padded with +inf, so one broadcast comparison bins every numeric
+        # column at once: the bin is the number of edges <= value.
+        self._edges = np.full((len(numeric), width), np.inf)
+        for i, f in enumerate(numeric):
+            self._edges[i, : len(f.edges)] = f.edges
+        self._prediction = profile.prediction
+        self._pred_index = {c: i for i, c in enumerate(profile.prediction.categories)}
+        self._ring = np.zeros((window, len(self._columns)), dtype=np.int16)
+        self._position = 0
+        self._count = 0
+        self._reference = [f.reference_shares() for f in self._columns]
+
+    @property
+    def samples(self) -> int:
+        return self._count
+
+    def record(
+        self,
+        numeric: npt.NDArray[np.float64],
+        categorical_codes: npt.NDArray[np.int16],
+        predictions: npt.NDArray[np.generic],
+    ) -> None:
+        """Add rows: numeric is (n, numeric features), codes are (n, categorical features)."""
+        n = len(predictions)
+        rows = np.empty((n, len(self._columns)), dtype=np.int16)
+        if self._n_numeric:
+            rows[:, : self._n_numeric] = (numeric[:, :, None] >= self._edges[None, :, :]).sum(
+                axis=2
+            )
+        rows[:, self._n_numeric : -1] = categorical_codes
+        rows[:, -1] = self._prediction_bins(predictions)
+        if n >= self.window:
+            rows = rows[-self.window :]
+            n = self.window
+        end = self._position + n
+        if end <= self.window:
+            self._ring[self._position : end] = rows
+        else:
+            split = self.window - self._position
+            self._ring[self._position :] = rows[:split]
+            self._ring[: n - split] = rows[split:]
+        self._position = end % self.window
+        self._count = min(self._count + n, self.window)
+
+    def _prediction_bins(self, predictions: npt.NDArray[np.generic]) -> npt.NDArray[np.intp]:
+        if self._prediction.kind == "numeric":
+            return self._prediction.bin_numeric(predictions.astype(np.float64))
+        unseen = len(self._pred_index)
+        return np.fromiter(
+            (self._pred_index.get(str(p), unseen) for p in predictions.tolist()),
+            dtype=np.intp,
+            count=len(predictions),
+        )
+
+    def evaluate(self) -> DriftSnapshot:
+        count = self._count
+        if count < self.min_samples or count == 0:
+            return DriftSnapshot(samples=count)
+        window = self._ring[:count]
+        psis: dict[str, float] = {}
+        pvalues: dict[str, float] = {}
+        prediction_psi = 0.0
+        for j, column in enumerate(self._columns):
+            counts = np.bincount(window[:, j], minlength=column.n_bins).astype(np.int64)
+            shares = counts / count
+            value = psi(self._reference[j], shares)
+            if j == len(self._columns) - 1:
+                prediction_psi = value
+            else:
+                psis[column.name] = value
+                pvalues[column.name] = chi_square_pvalue(self._reference[j], counts)
+        return DriftSnapshot(
+            samples=count, feature_psi=psis, feature_pvalue=pvalues, prediction_psi=prediction_psi
+        )

@@ -1,0 +1,91 @@
+"""Labelled feedback: ground truth for earlier predictions, matched by request id.
+
+Clients learn the truth later (a chargeback, a human review) and post it with
+the id of the inference request. The server remembers recent predictions in a
+bounded LRU map (memory stays fixed whatever the traffic), scores each label,
+and keeps live accuracy over a sliding window of labelled rows, so a model
+that is worse on today's data shows it within minutes of a rollout starting.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from modelserver.inputs import InputError
+
+
+class UnknownRequestError(LookupError):
+    """No remembered prediction for that id: never served, or evicted."""
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    request_id: str
+    correct: int
+    incorrect: int
+
+
+class FeedbackTracker:
+    def __init__(self, cache_size: int, window: int, min_samples: int) -> None:
+        self._cache_size = cache_size
+        self._predictions: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._outcomes: deque[bool] = deque(maxlen=window)
+        self._correct_in_window = 0
+        self._min_samples = min_samples
+
+    def remember(self, request_id: str, predictions: Sequence[object]) -> None:
+        # Labels are compared as strings: JSON clients send 1 or "1" for the
+        # same class, and class labels are strings in the profile anyway.
+        self._predictions[request_id] = tuple(str(p) for p in predictions)
+        self._predictions.move_to_end(request_id)
+        if len(self._predictions) > self._cache_size:
+            self._predictions.popitem(last=False)
+
+    def score(self, request_id: str, labels: Sequence[object]) -> FeedbackResult:
+        predicted = self._predictions.get(request_id)
+        if predicted is None:
+            raise UnknownRequestError(
+                f"no prediction remembered for request id {request_id!r}: it was never served "
+                f"by this process or has been evicted (the last {self._cache_size} are kept)"
+            )
+        if len(labels) != len(predicted):
+            raise InputError(
+                f"request {request_id!r} predicted {len(predicted)} rows but feedback has "
+                f"{len(labels)} labels"
+            )
+        # Scored once: a second post for the same id would double-count it.
+        del self._predictions[request_id]
+        correct = 0
+        for truth, guess in zip(labels, predicted, strict=True):
+            hit = str(truth) == guess
+            correct += hit
+            if len(self._outcomes) == self._outcomes.maxlen:
+                self._correct_in_window -= self._outcomes[0]
+            self._outcomes.append(hit)
+            self._correct_in_window += hit
+        return FeedbackResult(request_id, correct, len(labels) - correct)
+
+    def accuracy(self) -> float | None:
+        """Accuracy over the window, or None while it holds fewer than min_samples labels."""
+        n = len(self._outcomes)
+        if n == 0 or n < self._min_samples:
+            return None
+        return self._correct_in_window / n
+
+
+def parse_feedback(payload: object) -> tuple[str, list[object]]:
+    """{"id": "<request id>", "labels": [one per row]} -> (id, labels)."""
+    if not isinstance(payload, dict):
+        raise InputError('feedback must be a JSON object: {"id": "...", "labels": [...]}')
+    request_id = payload.get("id")
+    if not isinstance(request_id, str) or not request_id:
+        raise InputError("feedback needs the 'id' of the inference request it labels")
+    labels = payload.get("labels")
+    if not isinstance(labels, list) or not labels:
+        raise InputError("feedback needs 'labels': a non-empty list, one per predicted row")
+    for label in labels:
+        if type(label) not in (str, int) or isinstance(label, bool):
+            raise InputError("each label must be a string or an integer class")
+    return request_id, labels

@@ -1,0 +1,249 @@
+"""The HTTP layer: routes, body limits and status codes around `ModelService`.
+
+Why aiohttp rather than FastAPI (which MLServer and KServe use): the server
+must at least match MLServer's throughput and start fast beside a dozen
+siblings on two cores. aiohttp is already installed (kopf depends on it), has
+a C HTTP parser, imports in a fraction of FastAPI + pydantic + uvicorn, and
+adds no per-request validation layer: the request schema is checked once, by
+`modelserver.inputs`, with error messages written for people. The OpenAPI
+document is therefore written out by hand (`modelserver.openapi`).
+
+No handler lets an exception escape as an HTML 500: input problems are 4xx
+with `{"error": ...}`, and anything unexpected is logged and answered with a
+JSON 500 that the error-rate analysis will, rightly, count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from modelserver.batching import MicroBatcher
+from modelserver.inputs import Decoded, InputError
+from modelserver.openapi import openapi_document
+from modelserver.service import (
+    InjectedFaultError,
+    ModelService,
+    Prediction,
+    UnknownRequestError,
+)
+from modelserver.settings import Settings
+
+log = logging.getLogger("modelserver.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Outcome = tuple[int, dict[str, Any]]
+
+
+def _json(status: int, body: dict[str, Any], request_id: str | None = None) -> web.Response:
+    headers = {"X-Request-Id": request_id} if request_id else None
+    return web.Response(
+        status=status,
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unrouted paths, wrong methods and stray exceptions still answer JSON."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _json(exc.status, {"error": f"{exc.reason}: {request.method} {request.path}"})
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return _json(500, {"error": "internal error; see the server log"})
+
+
+class HttpApi:
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.service: ModelService | None = None
+        self._batcher: MicroBatcher[Decoded, Prediction] | None = None
+        self._openapi: bytes | None = None
+
+    def attach(self, service: ModelService) -> None:
+        """The model is loaded: start answering inference and report ready."""
+        if self.settings.microbatch:
+            self._batcher = MicroBatcher(service.infer, self.settings.max_batch_rows)
+        self._openapi = json.dumps(openapi_document(service)).encode()
+        self.service = service
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=self.settings.max_body_bytes, middlewares=[json_errors]
+        )
+        get, post = web.get, web.post
+        app.add_routes(
+            [
+                get("/v2/health/live", self.live),
+                get("/v2/health/ready", self.ready),
+                get("/v2", self.server_metadata),
+                get("/v2/models/{name}", self.model_metadata),
+                get("/v2/models/{name}/versions/{version}", self.model_metadata),
+                get("/v2/models/{name}/ready", self.model_ready),
+                get("/v2/models/{name}/versions/{version}/ready", self.model_ready),
+                post("/v2/models/{name}/infer", self.infer),
+                post("/v2/models/{name}/versions/{version}/infer", self.infer),
+                post("/v2/models/{name}/feedback", self.feedback),
+                get("/v1/models/{name:[^/:]+}", self.v1_model),
+                post("/v1/models/{name:[^/:]+}:predict", self.predict),
+                get("/metrics", self.metrics),
+                get("/openapi.json", self.openapi),
+            ]
+        )
+        return app
+
+    # -- health and metadata -----------------------------------------------------------------
+
+    async def live(self, request: web.Request) -> web.Response:
+        return _json(200, {"live": True})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        if self.service is None:
+            return _json(503, {"ready": False, "error": "model not loaded yet"})
+        return _json(200, {"ready": True})
+
+    async def server_metadata(self, request: web.Request) -> web.Response:
+        return _json(200, {"name": "modelserver", "version": "1", "extensions": ["feedback"]})
+
+    async def model_metadata(self, request: web.Request) -> web.Response:
+        service, error = self._model(request)
+        if service is None:
+            return error
+        return _json(200, service.metadata())
+
+    async def model_ready(self, request: web.Request) -> web.Response:
+        service, error = self._model(request)
+        if service is None:
+            return error
+        return _json(200, {"name": service.settings.model_name, "ready": True})
+
+    async def v1_model(self, request: web.Request) -> web.Response:
+        return await self.model_ready(request)
+
+    def _model(self, request: web.Request) -> tuple[ModelService | None, web.Response]:
+        service = self.service
+        if service is None:
+            return None, _json(503, {"error": "model not loaded yet"})
+        try:
+            service.check_model(request.match_info["name"], request.match_info.get("version"))
+        except InputError as exc:
+            return None, _json(exc.status, {"error": str(exc)})
+        return service, _json(200, {})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        if self._openapi is None:
+            return _json(503, {"error": "model not loaded yet"})
+        return web.Response(body=self._openapi, content_type="application/json")
+
+    # -- inference and feedback --------------------------------------------------------------
+
+    async def infer(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "infer", self._infer_v2)
+
+    async def predict(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "predict", self._predict_v1)
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "feedback", self._feedback)
+
+    async def _serve(
+        self,
+        request: web.Request,
+        endpoint: str,
+        work: Callable[[web.Request, ModelService, str], Awaitable[Outcome]],
+    ) -> web.Response:
+        start = time.perf_counter()
+        service = self.service
+        if service is None:
+            return _json(503, {"error": "model not loaded yet"})
+        request_id = request.headers.get("X-Request-Id") or service.new_request_id()
+        try:
+            service.check_model(request.match_info["name"], request.match_info.get("version"))
+            status, body = await work(request, service, request_id)
+        except InputError as exc:
+            status, body = exc.status, {"error": str(exc)}
+        except UnknownRequestError as exc:
+            status, body = 404, {"error": str(exc.args[0])}
+        except InjectedFaultError as exc:
+            status, body = 500, {"error": str(exc)}
+        except Exception:
+            log.exception("%s failed", endpoint, extra={"request_id": request_id})
+            status, body = 500, {"error": "internal error; see the server log"}
+        if status >= 400 and status != 500:
+            log.info(
+                "%s refused: %s",
+                endpoint,
+                body["error"],
+                extra={"request_id": request_id, "status": status},
+            )
+        service.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+        return _json(status, body, body.get("id", request_id) if status == 200 else request_id)
+
+    async def _infer_v2(
+        self, request: web.Request, service: ModelService, request_id: str
+    ) -> Outcome:
+        decoded = service.decode_v2(
+            await _read_json(request, self.settings.max_body_bytes), request_id
+        )
+        result = await self._run(decoded)
+        return 200, service.v2_response(decoded, result)
+
+    async def _predict_v1(
+        self, request: web.Request, service: ModelService, request_id: str
+    ) -> Outcome:
+        decoded = service.decode_v1(
+            await _read_json(request, self.settings.max_body_bytes), request_id
+        )
+        result = await self._run(decoded)
+        return 200, service.v1_response(result)
+
+    async def _feedback(
+        self, request: web.Request, service: ModelService, request_id: str
+    ) -> Outcome:
+        return 200, service.score_feedback(await _read_json(request, self.settings.max_body_bytes))
+
+    async def _run(self, decoded: Decoded) -> Prediction:
+        delay = self.settings.fault_latency_seconds
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._batcher is not None:
+            return await self._batcher.submit(decoded, decoded.rows)
+        assert self.service is not None
+        return self.service.infer([decoded])[0]
+
+
+async def _read_json(request: web.Request, limit: int) -> Any:
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise InputError(
+            f"request body exceeds {limit} bytes (MODELSERVER_MAX_BODY_BYTES)",
+            status=413,
+        ) from None
+    if not body:
+        raise InputError("empty request body; send a JSON object")
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise InputError("malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise InputError(f"malformed JSON: {exc}") from None

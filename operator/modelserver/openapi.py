@@ -1,0 +1,192 @@
+"""The server's OpenAPI 3 document, written by hand for the aiohttp routes.
+
+It is served at /openapi.json so clients and contract tests (schemathesis)
+see exactly what the server accepts and returns, including the JSON error
+body of every 4xx. Examples are built from the loaded model's real feature
+names, so the document shows a request that works.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelserver.service import ModelService
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _responses(ok: str, *errors: int) -> dict[str, Any]:
+    reasons = {
+        400: "Malformed request; the error names the problem.",
+        404: "Unknown model, version or request id.",
+        413: "Body or batch larger than the server accepts.",
+        422: "The model rejected otherwise valid input.",
+        500: "Injected fault (MODELSERVER_FAULT_ERROR_RATE) or a server bug.",
+        503: "The model is not loaded yet.",
+    }
+    out: dict[str, Any] = {"200": {"description": "OK", "content": {JSON: {"schema": _ref(ok)}}}}
+    for code in errors:
+        out[str(code)] = {
+            "description": reasons[code],
+            "content": {JSON: {"schema": _ref("Error")}},
+        }
+    return out
+
+
+def openapi_document(service: ModelService) -> dict[str, Any]:
+    name = service.settings.model_name
+    version = service.settings.model_version
+    example_inputs = [
+        {
+            "name": f.name,
+            "datatype": "FP64" if f.kind == "numeric" else "BYTES",
+            "shape": [1],
+            "data": [f.edges[len(f.edges) // 2] if f.edges else (f.categories or ("x",))[0]],
+        }
+        for f in service.profile.features
+    ]
+    name_param = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "example": name,
+    }
+    version_param = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "example": version,
+    }
+    model_errors = (400, 404, 413, 422, 500, 503)
+
+    def op(summary: str, ok: str, params: list[Any], body: str | None = None) -> dict[str, Any]:
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "parameters": params,
+            "responses": _responses(ok, *(model_errors if body else (404, 503))),
+        }
+        if body:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {JSON: {"schema": _ref(body)}},
+            }
+        return operation
+
+    infer = op("Open Inference Protocol inference", "InferResponse", [name_param], "InferRequest")
+    infer["requestBody"]["content"][JSON]["example"] = {"inputs": example_inputs}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": f"modelserver: {name} v{version}", "version": "1"},
+        "paths": {
+            "/v2/health/live": {"get": op("Liveness", "Status", [])},
+            "/v2/health/ready": {"get": op("Readiness", "Status", [])},
+            "/v2": {"get": op("Server metadata", "Object", [])},
+            "/v2/models/{name}": {"get": op("Model metadata", "Object", [name_param])},
+            "/v2/models/{name}/versions/{version}": {
+                "get": op("Model metadata", "Object", [name_param, version_param])
+            },
+            "/v2/models/{name}/ready": {"get": op("Model readiness", "Object", [name_param])},
+            "/v2/models/{name}/infer": {"post": infer},
+            "/v2/models/{name}/versions/{version}/infer": {
+                "post": op(
+                    "Inference", "InferResponse", [name_param, version_param], "InferRequest"
+                )
+            },
+            "/v2/models/{name}/feedback": {
+                "post": op(
+                    "Ground truth for an earlier request",
+                    "FeedbackResponse",
+                    [name_param],
+                    "FeedbackRequest",
+                )
+            },
+            "/v1/models/{name}": {"get": op("KServe V1 model status", "Object", [name_param])},
+            "/v1/models/{name}:predict": {
+                "post": op("KServe V1 prediction", "V1Response", [name_param], "V1Request")
+            },
+        },
+        "components": {"schemas": _schemas()},
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    tensor = {
+        "type": "object",
+        "required": ["name", "datatype", "shape", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "data": {"type": "array", "items": {}},
+        },
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}},
+        },
+        "Status": {"type": "object"},
+        "Object": {"type": "object"},
+        "Tensor": tensor,
+        "InferRequest": {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string"},
+                "inputs": {"type": "array", "items": _ref("Tensor")},
+                "outputs": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+                },
+                "parameters": {"type": "object"},
+            },
+        },
+        "InferResponse": {
+            "type": "object",
+            "required": ["model_name", "model_version", "id", "outputs"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "outputs": {"type": "array", "items": _ref("Tensor")},
+            },
+        },
+        "V1Request": {
+            "type": "object",
+            "required": ["instances"],
+            "properties": {"instances": {"type": "array", "items": {}}},
+        },
+        "V1Response": {
+            "type": "object",
+            "required": ["predictions"],
+            "properties": {"predictions": {"type": "array", "items": {}}},
+        },
+        "FeedbackRequest": {
+            "type": "object",
+            "required": ["id", "labels"],
+            "properties": {
+                "id": {"type": "string"},
+                "labels": {
+                    "type": "array",
+                    "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                },
+            },
+        },
+        "FeedbackResponse": {
+            "type": "object",
+            "required": ["id", "correct", "incorrect"],
+            "properties": {
+                "id": {"type": "string"},
+                "correct": {"type": "integer"},
+                "incorrect": {"type": "integer"},
+            },
+        },
+    }

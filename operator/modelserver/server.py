@@ -1,0 +1,117 @@
+"""Process lifecycle of `modelrollout serve`: listen, load, serve, evaluate drift, stop.
+
+The port opens first, so the liveness probe passes while the model loads
+(in a thread, so health checks stay responsive); readiness turns true only once
+the artifact is verified and loaded. A start-up failure (bad digest, refused
+pickle, missing profile) is logged with its reason and exits with status 1,
+which Kubernetes shows as a crash loop with that message in the pod log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from modelserver import logs
+from modelserver.artifact import ArtifactError
+from modelserver.http import HttpApi
+from modelserver.profile import ProfileError
+from modelserver.service import ModelService, load_service
+from modelserver.settings import Settings
+
+log = logging.getLogger("modelserver")
+
+# Pending connections the kernel queues while the event loop is busy predicting.
+BACKLOG = 1024
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM or SIGINT; the exit code for the process."""
+    logs.configure(settings.log_level)
+    try:
+        import uvloop  # faster event loop where installed (it is, on Linux)
+    except ImportError:
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(serve(settings))
+
+
+async def serve(settings: Settings, registry: CollectorRegistry | None = None) -> int:
+    registry = CollectorRegistry() if registry is None else registry
+    api = HttpApi(settings, registry)
+    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=BACKLOG)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
+        await runner.cleanup()
+        return 1
+    log.info(
+        "listening",
+        extra={"host": settings.host, "port": settings.port, "model": settings.model_name},
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        service = await _load(settings, registry, stop)
+        if service is None:
+            return 0 if stop.is_set() else 1
+        api.attach(service)
+        log.info(
+            "ready",
+            extra={
+                "model_version": settings.model_version,
+                "sha256": service.sha256,
+                "features": len(service.profile.features),
+            },
+        )
+        evaluator = asyncio.create_task(_evaluate_forever(service, settings.drift_interval_seconds))
+        await stop.wait()
+        evaluator.cancel()
+        log.info("stopping")
+        return 0
+    finally:
+        await runner.cleanup()
+
+
+async def _load(
+    settings: Settings, registry: CollectorRegistry, stop: asyncio.Event
+) -> ModelService | None:
+    loading = asyncio.ensure_future(asyncio.to_thread(load_service, settings, registry))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not loading.done():
+        return None  # stopped while loading; the thread ends with the process
+    try:
+        service = loading.result()
+    except (ArtifactError, ProfileError) as exc:
+        log.error("cannot serve %s: %s", settings.model_uri, exc)
+        return None
+    except Exception as exc:
+        log.exception("cannot load %s: %r", settings.model_uri, exc)
+        return None
+    # scikit-learn keeps configuration per thread; predictions run on this one.
+    service.model.prepare_thread()
+    service.evaluate()
+    return service
+
+
+async def _evaluate_forever(service: ModelService, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            service.evaluate()
+        except Exception:
+            # Keep serving: a failed evaluation leaves the last gauges in place.
+            log.exception("drift evaluation failed")

@@ -1,0 +1,280 @@
+"""The transport-agnostic core: one loaded model, its checks, its monitoring.
+
+Everything a request does that is not HTTP lives here (decode and validate,
+predict, record drift, remember predictions for feedback, count what the
+rollout analysis watches), as plain synchronous methods on parsed JSON. The
+HTTP layer only moves bytes, which keeps this testable without sockets and
+lets another transport reuse it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from prometheus_client import CollectorRegistry
+
+from modelserver import artifact
+from modelserver.drift import DriftMonitor, DriftSnapshot
+from modelserver.feedback import FeedbackTracker, UnknownRequestError, parse_feedback
+from modelserver.inputs import Decoded, InputError, InputSchema
+from modelserver.metrics import ServerMetrics
+from modelserver.profile import ProfileError, ReferenceProfile
+from modelserver.settings import Settings
+
+log = logging.getLogger("modelserver")
+
+__all__ = ["InjectedFaultError", "InputError", "ModelService", "UnknownRequestError"]
+
+
+class InjectedFaultError(RuntimeError):
+    """A failure requested by MODELSERVER_FAULT_ERROR_RATE, answered with 500."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    labels: npt.NDArray[Any]
+    proba: npt.NDArray[np.float64] | None
+
+
+def _datatype(values: npt.NDArray[Any]) -> str:
+    if values.dtype.kind in "iu":
+        return "INT64"
+    if values.dtype.kind == "f":
+        return "FP64"
+    if values.dtype.kind == "b":
+        return "BOOL"
+    return "BYTES"
+
+
+class ModelService:
+    def __init__(
+        self,
+        settings: Settings,
+        model: artifact.Model,
+        profile: ReferenceProfile,
+        artifact_sha256: str,
+        registry: CollectorRegistry,
+    ) -> None:
+        if model.n_features is not None and model.n_features != len(profile.features):
+            raise ProfileError(
+                f"the model takes {model.n_features} features but its profile lists "
+                f"{len(profile.features)}; they do not belong together"
+            )
+        if isinstance(model, artifact.OnnxModel) and not profile.all_numeric:
+            raise ProfileError("ONNX artifacts are served for numeric features only")
+        self.settings = settings
+        self.model = model
+        self.profile = profile
+        self.sha256 = artifact_sha256
+        self.schema = InputSchema(profile, settings.max_batch_rows)
+        self.metrics = ServerMetrics(
+            registry,
+            settings.model_name,
+            settings.model_version,
+            profile.feature_names,
+            [f.name for f in profile.features if f.kind == "categorical"],
+            artifact_sha256,
+            settings.revision,
+        )
+        self.drift = (
+            DriftMonitor(profile, settings.drift_window, settings.drift_min_samples)
+            if settings.drift_enabled
+            else None
+        )
+        self.feedback = FeedbackTracker(
+            settings.feedback_cache_size, settings.feedback_window, settings.feedback_min_samples
+        )
+        # Request ids: a per-process random prefix and a counter, unique across
+        # replicas and cheaper than a uuid per request.
+        self._id_prefix = os.urandom(4).hex()
+        self._ids = itertools.count(1)
+        self._fault_budget = 0.0
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def new_request_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids)}"
+
+    def check_model(self, name: str, version: str | None = None) -> None:
+        if name != self.settings.model_name:
+            raise InputError(
+                f"unknown model {name!r}; this server serves {self.settings.model_name!r}",
+                status=404,
+            )
+        if version is not None and version != self.settings.model_version:
+            raise InputError(
+                f"model {name!r} has no version {version!r}; this server serves "
+                f"version {self.settings.model_version!r}",
+                status=404,
+            )
+
+    def decode_v2(self, payload: Any, request_id: str) -> Decoded:
+        return self._decode(self.schema.decode_v2, payload, request_id)
+
+    def decode_v1(self, payload: Any, request_id: str) -> Decoded:
+        return self._decode(self.schema.decode_v1, payload, request_id)
+
+    def _decode(self, decoder: Any, payload: Any, request_id: str) -> Decoded:
+        try:
+            decoded: Decoded = decoder(payload, request_id)
+        except InputError as exc:
+            self.metrics.count_missing(exc.missing)
+            raise
+        self._maybe_fail()
+        return decoded
+
+    def _maybe_fail(self) -> None:
+        rate = self.settings.fault_error_rate
+        if rate <= 0.0:
+            return
+        # A deterministic accumulator, not a coin: exactly `rate` of requests
+        # fail, evenly spread, so tests and demos see the configured rate.
+        self._fault_budget += rate
+        if self._fault_budget >= 1.0:
+            self._fault_budget -= 1.0
+            raise InjectedFaultError(
+                f"injected fault (MODELSERVER_FAULT_ERROR_RATE={rate}); not a model error"
+            )
+
+    def predict(self, matrix: npt.NDArray[Any], proba: bool) -> Prediction:
+        try:
+            labels = self.model.predict(matrix)
+            probabilities = self.model.predict_proba(matrix) if proba else None
+        except (ValueError, TypeError) as exc:
+            # scikit-learn reports input it cannot handle as ValueError/TypeError.
+            raise InputError(f"the model rejected the input: {exc}", status=422) from None
+        return Prediction(labels, probabilities)
+
+    def infer(self, batch: Sequence[Decoded]) -> list[Prediction]:
+        """Predict for several decoded requests in one model call, then record them all."""
+        proba = any("predict_proba" in d.outputs for d in batch)
+        if len(batch) == 1:
+            results = [self.predict(batch[0].matrix, proba)]
+        else:
+            whole = self.predict(np.concatenate([d.matrix for d in batch]), proba)
+            results = []
+            start = 0
+            for d in batch:
+                end = start + d.rows
+                part = None if whole.proba is None else whole.proba[start:end]
+                results.append(Prediction(whole.labels[start:end], part))
+                start = end
+        self._record(batch, results)
+        return results
+
+    def _record(self, batch: Sequence[Decoded], results: Sequence[Prediction]) -> None:
+        for d, r in zip(batch, results, strict=True):
+            if d.unseen:
+                self.metrics.count_unseen(d.unseen)
+            self.feedback.remember(d.request_id, r.labels.tolist())
+        if self.drift is not None:
+            if len(batch) == 1:
+                self.drift.record(batch[0].numeric, batch[0].codes, results[0].labels)
+            else:
+                self.drift.record(
+                    np.concatenate([d.numeric for d in batch]),
+                    np.concatenate([d.codes for d in batch]),
+                    np.concatenate([r.labels for r in results]),
+                )
+
+    def v2_response(self, decoded: Decoded, result: Prediction) -> dict[str, Any]:
+        outputs = []
+        for name in decoded.outputs:
+            if name == "predict":
+                outputs.append(
+                    {
+                        "name": "predict",
+                        "datatype": _datatype(result.labels),
+                        "shape": [decoded.rows],
+                        "data": result.labels.tolist(),
+                    }
+                )
+            elif result.proba is None:
+                raise InputError("this model has no predict_proba output")
+            else:
+                outputs.append(
+                    {
+                        "name": "predict_proba",
+                        "datatype": "FP64",
+                        "shape": list(result.proba.shape),
+                        "data": result.proba.reshape(-1).tolist(),
+                    }
+                )
+        return {
+            "model_name": self.settings.model_name,
+            "model_version": self.settings.model_version,
+            "id": decoded.request_id,
+            "outputs": outputs,
+        }
+
+    def v1_response(self, result: Prediction) -> dict[str, Any]:
+        return {"predictions": result.labels.tolist()}
+
+    def score_feedback(self, payload: Any) -> dict[str, Any]:
+        request_id, labels = parse_feedback(payload)
+        try:
+            result = self.feedback.score(request_id, labels)
+        except UnknownRequestError:
+            self.metrics.count_feedback("unknown_request", len(labels))
+            raise
+        self.metrics.count_feedback("correct", result.correct)
+        self.metrics.count_feedback("incorrect", result.incorrect)
+        return {"id": request_id, "correct": result.correct, "incorrect": result.incorrect}
+
+    # -- monitoring --------------------------------------------------------------------------
+
+    def evaluate(self) -> DriftSnapshot:
+        """Run on a timer: refresh the drift and accuracy gauges."""
+        snapshot = self.drift.evaluate() if self.drift is not None else DriftSnapshot(samples=0)
+        self.metrics.live.snapshot = snapshot
+        self.metrics.live.accuracy = self.feedback.accuracy()
+        return snapshot
+
+    # -- descriptions ------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        inputs = [
+            {
+                "name": f.name,
+                "datatype": "FP64" if f.kind == "numeric" else "BYTES",
+                "shape": [-1],
+            }
+            for f in self.profile.features
+        ]
+        classes = self.profile.classes
+        return {
+            "name": self.settings.model_name,
+            "versions": [self.settings.model_version],
+            "platform": "sklearn",
+            "inputs": inputs,
+            "outputs": [
+                {"name": "predict", "datatype": "BYTES" if classes else "FP64", "shape": [-1]},
+                {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]},
+            ],
+            "parameters": {"artifact_sha256": self.sha256, "classes": list(classes)},
+        }
+
+
+def load_service(settings: Settings, registry: CollectorRegistry) -> ModelService:
+    """Inspect, verify and load the artifact and its profile; raise with a clear reason."""
+    found = artifact.inspect(settings.model_uri, settings.model_sha256, settings.allow_pickle)
+    if not settings.model_sha256:
+        log.warning(
+            "MODEL_SHA256 not set: serving %s unverified (sha256 %s)", found.path, found.sha256
+        )
+    profile_path = (
+        artifact.resolve(settings.profile_uri)
+        if settings.profile_uri
+        else Path(f"{found.path}.profile.json")
+    )
+    profile = ReferenceProfile.load(profile_path)
+    model = artifact.load(found, settings.skops_trusted)
+    return ModelService(settings, model, profile, found.sha256, registry)

@@ -1,0 +1,183 @@
+"""Typed settings of `modelrollout serve`, read from the environment.
+
+The operator injects the model identity with the fixed names of DESIGN.md
+section 2 (MODEL_NAME, MODEL_VERSION, MODEL_URI, MODEL_SHA256,
+MODELROLLOUT_REVISION); everything else is tuning with the prefix
+`MODELSERVER_`, so a pod template can set it without flags. Each field says its
+unit and why its default is what it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "MODELSERVER_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _doc(text: str, env: str | None = None) -> dict[str, Any]:
+    return {"doc": text, "env": env}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Identity (DESIGN.md section 2: names injected by the operator).
+    model_name: str = field(default="model", metadata=_doc("Logical model name.", "MODEL_NAME"))
+    model_version: str = field(
+        default="0", metadata=_doc("The release being served.", "MODEL_VERSION")
+    )
+    model_uri: str = field(
+        default="", metadata=_doc("file:// URI or path of the artifact; required.", "MODEL_URI")
+    )
+    model_sha256: str = field(
+        default="",
+        metadata=_doc(
+            "Expected hex sha256 of the artifact; empty skips the check (logged).",
+            "MODEL_SHA256",
+        ),
+    )
+    revision: str = field(
+        default="",
+        metadata=_doc("Operator revision hash, shown on model_info.", "MODELROLLOUT_REVISION"),
+    )
+    # Transport.
+    host: str = field(
+        default="0.0.0.0",
+        metadata=_doc("Listen address; all interfaces because a pod is reached on its IP."),
+    )
+    port: int = field(default=8080, metadata=_doc("TCP port; 8080 is the chart's containerPort."))
+    max_body_bytes: int = field(
+        default=4 * 1024 * 1024,
+        metadata=_doc("Bytes; 4 MiB fits a 1000-row batch of 50 features in JSON with room."),
+    )
+    max_batch_rows: int = field(
+        default=1000,
+        metadata=_doc("Rows per request; bounds the time one request holds the event loop."),
+    )
+    microbatch: bool = field(
+        default=True,
+        metadata=_doc(
+            "Coalesce requests decoded in the same event-loop turn into one predict call; "
+            "on because it adds no waiting, only amortizes scikit-learn's per-call cost."
+        ),
+    )
+    # Artifact policy.
+    profile_uri: str = field(
+        default="",
+        metadata=_doc("Reference profile; empty means `<artifact>.profile.json` beside it."),
+    )
+    allow_pickle: bool = field(
+        default=False,
+        metadata=_doc("Load pickle/joblib artifacts; off because unpickling runs arbitrary code."),
+    )
+    skops_trusted: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc("Extra type names a skops artifact may contain (comma-separated)."),
+    )
+    # Drift monitoring.
+    drift_enabled: bool = field(default=True, metadata=_doc("Record inputs for drift metrics."))
+    drift_window: int = field(
+        default=1000,
+        metadata=_doc(
+            "Rows in the sliding window; 1000 puts PSI noise near 0.01 with 10 bins, "
+            "far under the usual 0.1/0.25 thresholds."
+        ),
+    )
+    drift_min_samples: int = field(
+        default=300,
+        metadata=_doc(
+            "Rows before drift gauges appear; below ~300 sampling noise alone can reach 0.1."
+        ),
+    )
+    drift_interval_seconds: float = field(
+        default=5.0,
+        metadata=_doc("Seconds between evaluations; well under a typical 15-30 s scrape interval."),
+    )
+    # Labelled feedback.
+    feedback_cache_size: int = field(
+        default=100_000,
+        metadata=_doc("Requests remembered for feedback; ~100 MB worst case, minutes of traffic."),
+    )
+    feedback_window: int = field(
+        default=500, metadata=_doc("Labelled rows in the live accuracy window.")
+    )
+    feedback_min_samples: int = field(
+        default=50,
+        metadata=_doc("Labelled rows before the accuracy gauge appears; fewer is too noisy."),
+    )
+    # Fault injection, for rollout tests that need a misbehaving revision; off by default.
+    fault_error_rate: float = field(
+        default=0.0,
+        metadata=_doc("Fraction 0..1 of inference requests answered 500 on purpose."),
+    )
+    fault_latency_seconds: float = field(
+        default=0.0, metadata=_doc("Seconds of delay added to every inference request.")
+    )
+    log_level: str = field(default="INFO", metadata=_doc("Python logging level name."))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from the environment; `overrides` (from flags) win when not None."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f.metadata.get("env") or PREFIX + f.name.upper()
+            if overrides.get(f.name) is not None:
+                values[f.name] = overrides[f.name]
+            elif name in env:
+                values[f.name] = _convert(name, env[name], f.default)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not self.model_uri:
+            raise SettingsError("MODEL_URI (or --model-uri) is required: where is the model?")
+        if not 0.0 <= self.fault_error_rate <= 1.0:
+            raise SettingsError("MODELSERVER_FAULT_ERROR_RATE must be between 0 and 1")
+        for name in ("port", "max_body_bytes", "max_batch_rows", "drift_window"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if self.drift_min_samples > self.drift_window:
+            raise SettingsError(
+                f"{PREFIX}DRIFT_MIN_SAMPLES ({self.drift_min_samples}) exceeds "
+                f"{PREFIX}DRIFT_WINDOW ({self.drift_window}): drift would never be reported"
+            )
+        if self.drift_interval_seconds <= 0:
+            raise SettingsError(f"{PREFIX}DRIFT_INTERVAL_SECONDS must be positive")
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, doc) for every setting, for `serve --help` and the README."""
+        rows = []
+        for f in dataclasses.fields(cls):
+            name = f.metadata.get("env") or PREFIX + f.name.upper()
+            rows.append((name, repr(f.default), f.metadata["doc"]))
+        return rows
+
+
+def _convert(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
+    return raw
