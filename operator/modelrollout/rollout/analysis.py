@@ -152,7 +152,7 @@ def judge(
         for name, result in results.items()
         if result is None
         or result.measured_at is None
-        or (step_started_at is not None and result.measured_at < step_started_at)
+        or (step_started_at is not None and result.measured_at <= step_started_at)
         or not _acceptable(result, analysis.on_no_data)
     ]
     if waiting:

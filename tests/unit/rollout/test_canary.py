@@ -75,7 +75,7 @@ def test_timed_pause_waits_for_its_deadline_and_asks_to_be_woken() -> None:
 
 
 def test_restart_resumes_the_same_step_with_the_same_deadline() -> None:
-    world, stable, canary = started()
+    world, _stable, _canary = started()
     world.settle()
     world.wait(30)
     # A new operator process has only the status it reads back from the API server.
@@ -117,7 +117,7 @@ def test_indefinite_pause_is_released_by_promote_and_completion_switches_traffic
 
 
 def test_promote_full_skips_every_remaining_step() -> None:
-    world, stable, canary = started()
+    world, _stable, canary = started()
     world.plan()
     world.send("promote", full=True)
     world.settle()
