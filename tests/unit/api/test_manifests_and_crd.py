@@ -1,0 +1,122 @@
+"""The examples parse, every invalid fixture is rejected, and the CRD agrees with the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelrollout.api import DURATION_PATTERN, SpecError, names, parse_spec
+from modelrollout.rollout import spec_problems
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
+CRD = yaml.safe_load((ROOT / "crds" / "modeldeployment.yaml").read_text())
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+INVALID = sorted((ROOT / "tests" / "fixtures" / "invalid").glob("*.yaml"))
+SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+SPEC_SCHEMA = SCHEMA["properties"]["spec"]
+
+
+def model_deployments(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == names.KIND]
+
+
+def test_there_are_examples_and_invalid_fixtures() -> None:
+    assert {p.name for p in EXAMPLES} >= {"canary.yaml", "bluegreen.yaml"}
+    assert len(INVALID) >= 5
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_parses_and_the_operator_accepts_it(path: Path) -> None:
+    documents = model_deployments(path)
+    assert documents
+    for document in documents:
+        assert document["apiVersion"] == names.API_VERSION
+        spec = parse_spec(document["spec"])
+        assert spec_problems(spec) == []
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+def test_invalid_fixture_is_rejected_and_says_what_the_api_server_will(path: Path) -> None:
+    first_line = path.read_text().splitlines()[0]
+    assert first_line.startswith("# expect: "), "first line names the API server's message"
+    (document,) = model_deployments(path)
+    with pytest.raises(SpecError) as raised:
+        parse_spec(document["spec"])
+    assert all(problem.startswith("spec") for problem in raised.value.problems)
+
+
+def test_crd_names_match_the_design() -> None:
+    assert CRD["metadata"]["name"] == names.CRD_NAME
+    assert CRD["spec"]["group"] == names.GROUP
+    assert CRD["spec"]["names"]["kind"] == names.KIND
+    assert CRD["spec"]["names"]["plural"] == names.PLURAL
+    assert tuple(CRD["spec"]["names"]["shortNames"]) == names.SHORT_NAMES
+    version = CRD["spec"]["versions"][0]
+    assert version["name"] == names.VERSION
+    assert version["subresources"] == {"status": {}}
+    columns = [c["jsonPath"] for c in version["additionalPrinterColumns"]]
+    assert columns == [
+        ".status.phase",
+        ".status.stableVersion",
+        ".status.canaryVersion",
+        ".status.canaryWeight",
+        ".metadata.creationTimestamp",
+    ]
+
+
+def test_crd_defaults_are_the_models_defaults() -> None:
+    minimal = {
+        "model": {"name": "m", "version": "1"},
+        "template": {"spec": {"containers": [{"name": "s", "image": "i"}]}},
+        "strategy": {"blueGreen": {}},
+        "analysis": {"metrics": []},
+    }
+    spec = parse_spec(minimal)
+    props = SPEC_SCHEMA["properties"]
+    analysis = props["analysis"]["properties"]
+    blue_green = props["strategy"]["properties"]["blueGreen"]["properties"]
+    assert spec.replicas == props["replicas"]["default"]
+    assert spec.revision_history_limit == props["revisionHistoryLimit"]["default"]
+    assert spec.rollback.automatic == props["rollback"]["properties"]["automatic"]["default"]
+    assert spec.service.port == props["service"]["properties"]["port"]["default"]
+    assert spec.service.target_port == props["service"]["properties"]["targetPort"]["default"]
+    assert spec.analysis is not None
+    assert spec.analysis.interval == analysis["interval"]["default"]
+    assert spec.analysis.failure_limit == analysis["failureLimit"]["default"]
+    assert spec.analysis.consecutive_error_limit == analysis["consecutiveErrorLimit"]["default"]
+    assert spec.analysis.on_no_data == analysis["onNoData"]["default"]
+    assert spec.strategy.blue_green is not None
+    assert spec.strategy.blue_green.preview_replicas == blue_green["previewReplicas"]["default"]
+    assert (
+        spec.strategy.blue_green.scale_down_delay_seconds
+        == blue_green["scaleDownDelaySeconds"]["default"]
+    )
+
+
+def test_crd_duration_pattern_is_the_parsers() -> None:
+    steps = SPEC_SCHEMA["properties"]["strategy"]["properties"]["canary"]["properties"]["steps"]
+    pause = steps["items"]["properties"]["pause"]["properties"]["duration"]
+    interval = SPEC_SCHEMA["properties"]["analysis"]["properties"]["interval"]
+    assert pause["pattern"] == interval["pattern"] == DURATION_PATTERN
+
+
+def lists_and_strings_under_cel(schema: dict[str, Any], under_rule: bool = False) -> list[str]:
+    """Unbounded lists below a CEL rule would blow the API server's cost estimate."""
+    unbounded = []
+    here = under_rule or "x-kubernetes-validations" in schema
+    if here and schema.get("type") == "array" and "maxItems" not in schema:
+        unbounded.append(str(schema.get("description", "array")))
+    for child in schema.get("properties", {}).values():
+        unbounded += lists_and_strings_under_cel(child, here)
+    if "items" in schema:
+        unbounded += lists_and_strings_under_cel(schema["items"], here)
+    return unbounded
+
+
+def test_lists_checked_by_cel_are_bounded() -> None:
+    assert lists_and_strings_under_cel(SPEC_SCHEMA) == []
