@@ -14,7 +14,7 @@ import logging
 import signal
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from modelserver import logs
 from modelserver.artifact import ArtifactError
@@ -32,6 +32,8 @@ BACKLOG = 1024
 def run(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT; the exit code for the process."""
     logs.configure(settings.log_level)
+    # `*_created` series double the scrape size and no rollout query uses them.
+    disable_created_metrics()
     try:
         import uvloop  # faster event loop where installed (it is, on Linux)
     except ImportError:

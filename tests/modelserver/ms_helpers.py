@@ -1,0 +1,137 @@
+"""Helpers for the model-server tests: free ports, a server process, polling with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+CLI = str(Path(sys.executable).with_name("modelrollout"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll until `condition` returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def http(
+    method: str, url: str, body: bytes | str | None = None, headers: Mapping[str, str] = {}
+) -> tuple[int, Any, Mapping[str, str]]:
+    data = body.encode() if isinstance(body, str) else body
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers))
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw, status, head = response.read(), response.status, response.headers
+    except urllib.error.HTTPError as error:
+        raw, status, head = error.read(), error.code, error.headers
+    try:
+        parsed: Any = json.loads(raw)
+    except ValueError:
+        parsed = raw.decode(errors="replace")
+    return status, parsed, head
+
+
+def metric_samples(text: str, name: str) -> dict[str, float]:
+    """{label-string: value} for every sample of `name` in a Prometheus text scrape."""
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key, _, value = line.rpartition(" ")
+            samples[key[len(name) :]] = float(value)
+    return samples
+
+
+def label(samples: dict[str, float], **labels: str) -> float | None:
+    for key, value in samples.items():
+        if all(f'{k}="{v}"' in key for k, v in labels.items()):
+            return value
+    return None
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def metrics(self) -> str:
+        status, text, _ = http("GET", f"{self.url}/metrics")
+        assert status == 200
+        return str(text)
+
+
+@contextmanager
+def running_server(
+    artifact: Mapping[str, Any], log_dir: Path, name: str = "wine", **env: str
+) -> Iterator[Server]:
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "MODEL_NAME": name,
+        "MODEL_VERSION": "1",
+        "MODEL_URI": str(artifact["uri"]),
+        "MODEL_SHA256": str(artifact["sha256"]),
+        "MODELSERVER_HOST": "127.0.0.1",
+        "MODELSERVER_PORT": str(port),
+        **env,
+    }
+    log = log_dir / f"server-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([CLI, "serve"], env=full_env, stdout=sink, stderr=sink)
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{log.read_text()}")
+            try:
+                return http("GET", f"{server.url}/v2/health/ready")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(ready, 60, "the model server to become ready")
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def v2_body(row: Mapping[str, Any], **extra: Any) -> str:
+    inputs = [
+        {
+            "name": k,
+            "datatype": "BYTES" if isinstance(v, str) else "FP64",
+            "shape": [1],
+            "data": [v],
+        }
+        for k, v in row.items()
+    ]
+    return json.dumps({"inputs": inputs, **extra})
