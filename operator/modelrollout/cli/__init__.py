@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from modelrollout import __version__
 
 # Subcommand modules, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("serve", "train", "loadgen")
+COMMAND_MODULES: tuple[str, ...] = ("run", "status", "control", "serve", "train", "loadgen")
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -1,4 +1,4 @@
-"""Builds the Deployments and Services a ModelDeployment owns. Pure: dicts in,
+"""Builds the Deployment of each revision a ModelDeployment runs. Pure: dicts in,
 dicts out, so every name, label and injected variable is unit-tested here.
 
 Names, labels and env follow DESIGN.md section 2. Every object carries an owner
@@ -8,44 +8,15 @@ reference to its ModelDeployment, so deleting it deletes everything it made.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
-
-ServiceRole = Literal["main", "canary", "preview"]
+from modelrollout.api.ownership import Owner, common_labels
 
 # Annotation on each revision's Deployment: which model version it serves, so an
 # old revision can be listed and undone to without the spec that made it.
 ANNOTATION_MODEL_NAME = f"{n.GROUP}/model-name"
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The ModelDeployment that owns what the builders make."""
-
-    name: str
-    namespace: str
-    uid: str
-
-    def reference(self) -> dict[str, Any]:
-        return {
-            "apiVersion": n.API_VERSION,
-            "kind": n.KIND,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
-
-def common_labels(md_name: str) -> dict[str, str]:
-    return {
-        n.LABEL_NAME: md_name,
-        n.LABEL_MANAGED_BY: n.MANAGER,
-        n.LABEL_DEPLOYMENT: md_name,
-    }
 
 
 def revision_labels(md_name: str, revision: str, model_version: str) -> dict[str, str]:
@@ -108,42 +79,5 @@ def revision_deployment(
             # history is useless; revisions are what `undo` goes back to.
             "revisionHistoryLimit": 0,
             "template": template,
-        },
-    }
-
-
-def service_name_for(md_name: str, role: ServiceRole) -> str:
-    if role == "main":
-        return n.service_name(md_name)
-    if role == "canary":
-        return n.canary_service_name(md_name)
-    return n.preview_service_name(md_name)
-
-
-def service(
-    owner: Owner, spec: ModelDeploymentSpec, role: ServiceRole, revision: str | None
-) -> dict[str, Any]:
-    """A Service of the ModelDeployment, selecting one revision or, with None,
-    every revision (the replica-ratio canary: weights are replica counts)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": service_name_for(owner.name, role),
-            "namespace": owner.namespace,
-            "labels": {**common_labels(owner.name), f"{n.GROUP}/service-role": role},
-            "ownerReferences": [owner.reference()],
-        },
-        "spec": {
-            "type": "ClusterIP",
-            "selector": n.selector_labels(owner.name, revision),
-            "ports": [
-                {
-                    "name": "http",
-                    "protocol": "TCP",
-                    "port": spec.service.port,
-                    "targetPort": spec.service.target_port,
-                }
-            ],
         },
     }

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from modelrollout.api import parse_spec
-from modelrollout.kube.manifests import Owner, revision_deployment, service
+from modelrollout.api.ownership import Owner
+from modelrollout.kube.manifests import revision_deployment
+from modelrollout.traffic.services import service
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,143 @@
+"""What the kubectl-plugin commands share: credentials, the namespace, reading a
+ModelDeployment, and turning API errors into sentences a user can act on."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from modelrollout.api import names as n
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr, with exit code `code`."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_target_arguments(parser: argparse.ArgumentParser, *, name: bool = True) -> None:
+    if name:
+        parser.add_argument("name", help="the ModelDeployment")
+    parser.add_argument("-n", "--namespace", help="default: the kubeconfig context's namespace")
+    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG or ~/.kube/config")
+    parser.add_argument("--context", help="kubeconfig context to use")
+
+
+@dataclass
+class Session:
+    api: client.ApiClient
+    namespace: str
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def get(self, name: str) -> dict[str, Any]:
+        try:
+            body = cast(
+                "dict[str, Any]",
+                self.custom.get_namespaced_custom_object(
+                    n.GROUP, n.VERSION, self.namespace, n.PLURAL, name
+                ),
+            )
+        except ApiException as error:
+            raise explain(error, "get", name, self.namespace) from None
+        return body
+
+    def list_all(self) -> list[dict[str, Any]]:
+        try:
+            listing = cast(
+                "dict[str, Any]",
+                self.custom.list_namespaced_custom_object(
+                    n.GROUP, n.VERSION, self.namespace, n.PLURAL
+                ),
+            )
+        except ApiException as error:
+            raise explain(error, "list", None, self.namespace) from None
+        items: list[dict[str, Any]] = listing.get("items", [])
+        return items
+
+    def annotate(self, name: str, key: str, value: str) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object(
+                n.GROUP, n.VERSION, self.namespace, n.PLURAL, name,
+                {"metadata": {"annotations": {key: value}}},
+            )  # fmt: skip
+        except ApiException as error:
+            raise explain(error, "patch", name, self.namespace) from None
+
+    def events(self, name: str, limit: int) -> list[client.CoreV1Event]:
+        try:
+            events = (
+                client.CoreV1Api(self.api)
+                .list_namespaced_event(
+                    self.namespace,
+                    field_selector=f"involvedObject.kind={n.KIND},involvedObject.name={name}",
+                )
+                .items
+            )
+        except ApiException:
+            return []  # events are a courtesy; their absence is not an error
+        events.sort(key=_event_time)
+        return list(events[-limit:])
+
+
+def _event_time(event: client.CoreV1Event) -> datetime:
+    when = event.last_timestamp or event.event_time
+    if when is None and event.metadata is not None:
+        when = event.metadata.creation_timestamp
+    return when or datetime.min.replace(tzinfo=UTC)
+
+
+def connect(args: argparse.Namespace) -> Session:
+    try:
+        contexts, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=args.kubeconfig
+        )
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=args.kubeconfig, context=args.context
+        )
+        chosen = next((c for c in contexts if c["name"] == args.context), active)
+        default_namespace = chosen.get("context", {}).get("namespace") or "default"
+    except config.ConfigException:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            raise CliError(
+                "no Kubernetes credentials: set KUBECONFIG or pass --kubeconfig"
+            ) from None
+        default_namespace = "default"
+    return Session(api=client.ApiClient(), namespace=args.namespace or default_namespace)
+
+
+def explain(error: ApiException, verb: str, name: str | None, namespace: str) -> CliError:
+    what = f"modeldeployment {name!r}" if name else "modeldeployments"
+    if error.status == 404:
+        if name is None:
+            return CliError(
+                f"the ModelDeployment API is not installed ({n.CRD_NAME}); install the CRDs"
+            )
+        return CliError(f"{what} not found in namespace {namespace!r}")
+    if error.status in (401, 403):
+        return CliError(
+            f"not allowed to {verb} {what} in namespace {namespace!r}: your account needs "
+            f"RBAC '{verb}' on {n.PLURAL}.{n.GROUP} (the API server said: {_reason(error)})",
+            code=4,
+        )
+    return CliError(f"could not {verb} {what}: {error.status} {_reason(error)}")
+
+
+def _reason(error: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(error.body or "").get("message", error.reason))
+    except (TypeError, ValueError, AttributeError):
+        return str(error.reason)

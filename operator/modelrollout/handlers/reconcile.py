@@ -1,0 +1,84 @@
+"""One reconcile of one ModelDeployment: read, decide, act, record.
+
+Runs in a worker thread (the Kubernetes client blocks). Whatever the object
+holds, it never raises for bad content: a spec the operator cannot act on
+becomes status Degraded/InvalidSpec; only API failures propagate, and the
+caller retries them with back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from modelrollout.api import SpecError, parse_spec, parse_status, status_patch
+from modelrollout.api import names as n
+from modelrollout.api.ownership import Owner
+from modelrollout.kube.executor import Executor
+from modelrollout.kube.observer import observe
+from modelrollout.rollout import Plan, invalid_spec, plan
+from modelrollout.traffic import ServiceSelectorRouter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plan: Plan
+    status_written: bool
+
+
+def reconcile(api: client.ApiClient, namespace: str, name: str) -> Outcome | None:
+    """Reconciles the object as the API server has it now; None once it is gone.
+
+    A fresh read each time (rather than Kopf's cached body) means the plan always
+    starts from the status this operator last wrote, never from a stale copy.
+    """
+    try:
+        body = cast(
+            "dict[str, Any]",
+            client.CustomObjectsApi(api).get_namespaced_custom_object(
+                n.GROUP, n.VERSION, namespace, n.PLURAL, name
+            ),
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return None  # garbage collection removes what it owns
+    return reconcile_object(api, body, datetime.now(UTC))
+
+
+def reconcile_object(api: client.ApiClient, body: Mapping[str, Any], now: datetime) -> Outcome:
+    metadata = body["metadata"]
+    owner = Owner(name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"])
+    generation = int(metadata.get("generation") or 0)
+    raw_status = body.get("status")
+    try:
+        status = parse_status(raw_status)
+    except SpecError as error:
+        # Someone edited status into a shape no operator wrote; the Deployments
+        # are still there, so planning from empty status adopts them again.
+        logger.warning("%s/%s: ignoring unreadable status (%s)", owner.namespace, owner.name, error)
+        status = parse_status(None)
+    try:
+        spec = parse_spec(body.get("spec"))
+    except SpecError as error:
+        the_plan = invalid_spec(status, generation, str(error), now)
+    else:
+        observed = observe(api, owner, spec, generation, metadata.get("annotations") or {})
+        the_plan = plan(spec, status, observed, now)
+        Executor(api, ServiceSelectorRouter(api)).apply(owner, spec, observed, the_plan.actions)
+    patch = status_patch(raw_status, the_plan.new_status)
+    if patch:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+            n.GROUP, n.VERSION, owner.namespace, n.PLURAL, owner.name, {"status": patch}
+        )
+    return Outcome(plan=the_plan, status_written=bool(patch))

@@ -1,0 +1,99 @@
+"""Applies a Plan's actions to the cluster, idempotently.
+
+Each action states the end it wants (a replica count, a selector), so applying
+one twice, or after a crash half-way through a plan, is harmless: "already
+exists" and "already gone" are successes. Status is written by the caller after
+the actions, so a restarted operator that lost a plan simply plans it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from modelrollout.api import ModelDeploymentSpec
+from modelrollout.api import names as n
+from modelrollout.api.ownership import Owner
+from modelrollout.kube.manifests import revision_deployment
+from modelrollout.rollout.actions import (
+    Action,
+    DeleteRevision,
+    EnsureRevision,
+    RouteService,
+    ScaleRevision,
+)
+from modelrollout.rollout.observed import Observed
+from modelrollout.traffic.router import Router
+
+NOT_FOUND, CONFLICT = 404, 409
+
+
+class Executor:
+    def __init__(self, api: client.ApiClient, router: Router) -> None:
+        self._apps = client.AppsV1Api(api)
+        self._router = router
+
+    def apply(
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        observed: Observed,
+        actions: tuple[Action, ...],
+    ) -> None:
+        for action in actions:
+            match action:
+                case EnsureRevision(revision=revision, replicas=replicas):
+                    self._ensure_revision(owner, spec, observed, revision, replicas)
+                case ScaleRevision(revision=revision, replicas=replicas):
+                    self._scale(owner, revision, replicas, missing_ok=True)
+                case DeleteRevision(revision=revision):
+                    self._delete_revision(owner, revision)
+                case RouteService(role=role, revision=revision):
+                    self._router.route(owner, spec, role, revision)
+
+    def _ensure_revision(
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        observed: Observed,
+        revision: str,
+        replicas: int,
+    ) -> None:
+        if observed.revision(revision) is not None:
+            self._scale(owner, revision, replicas, missing_ok=False)
+            return
+        try:
+            self._apps.create_namespaced_deployment(
+                owner.namespace,
+                # The client serializes plain manifests as they are.
+                cast(Any, revision_deployment(owner, spec, revision, replicas)),
+            )
+        except ApiException as error:
+            if error.status != CONFLICT:
+                raise
+            # Made by an earlier plan whose status write was lost: just scale it.
+            self._scale(owner, revision, replicas, missing_ok=False)
+
+    def _scale(self, owner: Owner, revision: str, replicas: int, *, missing_ok: bool) -> None:
+        try:
+            self._apps.patch_namespaced_deployment_scale(
+                n.deployment_name(owner.name, revision),
+                owner.namespace,
+                {"spec": {"replicas": replicas}},
+            )
+        except ApiException as error:
+            if not (missing_ok and error.status == NOT_FOUND):
+                raise
+
+    def _delete_revision(self, owner: Owner, revision: str) -> None:
+        try:
+            self._apps.delete_namespaced_deployment(
+                n.deployment_name(owner.name, revision),
+                owner.namespace,
+                propagation_policy="Background",
+            )
+        except ApiException as error:
+            if error.status != NOT_FOUND:
+                raise

@@ -1,0 +1,94 @@
+"""Reads what a ModelDeployment owns (its revisions' Deployments and its Services)
+into the decision core's `Observed`. Two list calls per reconcile, whatever the
+number of revisions, so the cost of an object stays bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+
+from modelrollout.api import ModelDeploymentSpec
+from modelrollout.api import names as n
+from modelrollout.api.ownership import Owner
+from modelrollout.rollout.observed import (
+    SERVICE_ROLES,
+    Observed,
+    RevisionObservation,
+    ServiceRole,
+)
+from modelrollout.traffic.services import SERVICE_ROLE_LABEL, service
+
+
+def owned_selector(md_name: str) -> str:
+    return f"{n.LABEL_DEPLOYMENT}={md_name},{n.LABEL_MANAGED_BY}={n.MANAGER}"
+
+
+def _owned_by(metadata: client.V1ObjectMeta | None, owner: Owner) -> bool:
+    references = (metadata.owner_references if metadata else None) or []
+    return any(ref.uid == owner.uid for ref in references)
+
+
+def _labels(metadata: client.V1ObjectMeta | None) -> dict[str, str]:
+    return dict((metadata.labels if metadata else None) or {})
+
+
+def observe(
+    api: client.ApiClient,
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    generation: int,
+    annotations: Mapping[str, str],
+) -> Observed:
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    selector = owned_selector(owner.name)
+    deployments = apps.list_namespaced_deployment(owner.namespace, label_selector=selector).items
+    revisions = tuple(
+        _revision(d)
+        for d in deployments
+        if _owned_by(d.metadata, owner) and n.LABEL_REVISION in _labels(d.metadata)
+    )
+    services = core.list_namespaced_service(owner.namespace, label_selector=selector).items
+    routes: dict[ServiceRole, str | None] = {}
+    for svc in services:
+        role = _labels(svc.metadata).get(SERVICE_ROLE_LABEL)
+        if role not in SERVICE_ROLES or not _owned_by(svc.metadata, owner) or svc.spec is None:
+            continue
+        selector_labels = dict(svc.spec.selector or {})
+        revision = selector_labels.get(n.LABEL_REVISION)
+        # A Service whose selector or ports differ from what the operator would
+        # build is left out, so the core routes it again and the executor rewrites it.
+        if _service_matches(svc, service(owner, spec, role, revision)):
+            routes[role] = revision
+    return Observed(
+        generation=generation,
+        revisions=revisions,
+        routes=routes,
+        command=annotations.get(n.COMMAND_ANNOTATION),
+    )
+
+
+def _revision(deployment: client.V1Deployment) -> RevisionObservation:
+    labels = _labels(deployment.metadata)
+    status = deployment.status
+    return RevisionObservation(
+        revision=labels[n.LABEL_REVISION],
+        version=labels.get(n.LABEL_MODEL_VERSION, ""),
+        replicas=(deployment.spec.replicas or 0) if deployment.spec else 0,
+        ready_replicas=(status.ready_replicas or 0) if status else 0,
+        available_replicas=(status.available_replicas or 0) if status else 0,
+        created_at=deployment.metadata.creation_timestamp if deployment.metadata else None,
+    )
+
+
+def _service_matches(live: client.V1Service, wanted: Mapping[str, Any]) -> bool:
+    spec = live.spec
+    if spec is None or dict(spec.selector or {}) != wanted["spec"]["selector"]:
+        return False
+    live_ports = [
+        (p.name, p.port, p.target_port if isinstance(p.target_port, int) else str(p.target_port))
+        for p in spec.ports or []
+    ]
+    wanted_ports = [(p["name"], p["port"], p["targetPort"]) for p in wanted["spec"]["ports"]]
+    return live_ports == wanted_ports
