@@ -1,0 +1,66 @@
+"""Runs the real operator (`modelrollout run`) as a separate process against the
+test cluster, the way users run it, so tests can also kill and restart it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from support.kube import ClusterUnderTest
+
+MODELROLLOUT = Path(sys.executable).parent / "modelrollout"
+
+
+@dataclass
+class OperatorProcess:
+    cluster: ClusterUnderTest
+    namespace: str
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(MODELROLLOUT), "run", "--namespace", self.namespace, "--standalone"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
+        )
+        log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, as when a node dies under the operator."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def running_operator(
+    cluster: ClusterUnderTest, namespace: str, log_dir: Path
+) -> Iterator[OperatorProcess]:
+    operator = OperatorProcess(cluster, namespace, log_dir / f"operator-{namespace}.log")
+    operator.start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
