@@ -86,8 +86,8 @@ class Settings:
     drift_window: int = field(
         default=1000,
         metadata=_doc(
-            "Rows in the sliding window; 1000 puts PSI noise near 0.01 with 10 bins, "
-            "far under the usual 0.1/0.25 thresholds."
+            "Rows in the sliding window; 1000 puts a feature's PSI noise near 0.01 with "
+            "10 bins, far under the usual 0.1/0.25 thresholds."
         ),
     )
     drift_min_samples: int = field(
@@ -103,7 +103,9 @@ class Settings:
     # Labelled feedback.
     feedback_cache_size: int = field(
         default=100_000,
-        metadata=_doc("Requests remembered for feedback; ~100 MB worst case, minutes of traffic."),
+        metadata=_doc(
+            "Requests remembered for feedback; ~30 MB for one-row requests, minutes of traffic."
+        ),
     )
     feedback_window: int = field(
         default=500, metadata=_doc("Labelled rows in the live accuracy window.")
