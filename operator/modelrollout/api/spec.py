@@ -211,6 +211,20 @@ class Analysis(SpecModel):
         return self
 
 
+class WebhookNotification(SpecModel):
+    """A JSON POST on rollback and on drift; the URL is a secret (Slack's URLs are)."""
+
+    url_secret_ref: SecretKeyRef
+    # json: the whole event as an object; slack: {"text": ...}, which Slack,
+    # Mattermost and Microsoft Teams incoming webhooks accept.
+    format: Literal["json", "slack"] = "json"
+    timeout_seconds: int = Field(default=10, ge=1, le=300)
+
+
+class Notifications(SpecModel):
+    webhook: WebhookNotification | None = None
+
+
 class Rollback(SpecModel):
     # Off: a failing analysis halts the rollout (Degraded) and waits for abort or promote.
     automatic: bool = True
@@ -225,6 +239,7 @@ class ModelDeploymentSpec(SpecModel):
     strategy: Strategy
     analysis: Analysis | None = None
     rollback: Rollback = Rollback()
+    notifications: Notifications = Notifications()
     # Old revisions kept (scaled to 0) for `undo`, beyond the one serving.
     revision_history_limit: int = Field(default=10, ge=0, le=MAX_HISTORY_LIMIT)
 

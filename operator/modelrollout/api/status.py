@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 Phase = Literal["Progressing", "Paused", "Healthy", "Degraded"]
-ConditionType = Literal["Ready", "Progressing", "Paused", "Degraded", "Reconciling", "Stalled"]
+ConditionType = Literal[
+    "Ready", "Progressing", "Paused", "Degraded", "Reconciling", "Stalled", "Drifted"
+]
 ConditionStatus = Literal["True", "False", "Unknown"]
 Verdict = Literal["pass", "fail", "inconclusive", "error", "nodata"]
 HoldReason = Literal["Aborted", "RolledBack", "Undone"]
@@ -43,9 +45,12 @@ class Condition(StatusModel):
 
 
 class MetricAnalysis(StatusModel):
-    """What one metric measured so far in the current rollout."""
+    """What one metric measured so far: during a rollout, of the new revision; while
+    Healthy, of the stable revision (the drift watch)."""
 
     verdict: Verdict | None = None
+    # The revision the latest measurement was of.
+    revision: str | None = None
     value: float | None = None
     threshold: str | None = None
     message: str = ""
@@ -56,6 +61,21 @@ class MetricAnalysis(StatusModel):
     errors: int = 0
     no_data: int = 0
     consecutive_errors: int = 0
+    # Failed measurements since the last passing one (errors and no data leave it
+    # alone): the drift watch's trigger, robust to a single noisy measurement.
+    consecutive_failures: int = 0
+
+
+class DriftRecord(StatusModel):
+    """The stable revision breaching an analysis metric while no rollout runs."""
+
+    revision: str
+    version: str
+    metric: str
+    value: float | None = None
+    threshold: str | None = None
+    message: str = ""
+    since: datetime
 
 
 class RollbackRecord(StatusModel):
@@ -129,6 +149,7 @@ class ModelDeploymentStatus(StatusModel):
     conditions: tuple[Condition, ...] = ()
     analysis: dict[str, MetricAnalysis] = Field(default_factory=dict)
     last_rollback: RollbackRecord | None = None
+    drift: DriftRecord | None = None
     history: tuple[HistoryEntry, ...] = ()
     hold: Hold | None = None
     pending_scale_downs: tuple[PendingScaleDown, ...] = ()

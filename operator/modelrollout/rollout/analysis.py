@@ -2,12 +2,14 @@
 
 Measuring is the I/O layer's job (modelrollout.metrics): it hands the core the
 latest verdict per check. Here each measurement is counted once (keyed by its
-time) into status.analysis, and the counts decide:
+time, and only for the revision it measured) into status.analysis, and the
+counts decide:
 
 - fail: a gating check's failures exceed failureLimit, or its query errors in a
   row exceed consecutiveErrorLimit; onNoData=Fail counts no-data as a failure.
-- hold (phase Paused): the latest verdict is inconclusive, or no-data with
-  onNoData=Pause. Never a promotion on missing data; `promote` overrides.
+- hold (phase Paused): the latest verdict is inconclusive, a query error (within
+  consecutiveErrorLimit), or no-data with onNoData=Pause. Never a promotion on
+  missing data; `promote` overrides.
 - pending: some gating check has no passing measurement taken since the current
   step began (each step is judged on data from that step).
 - pass: otherwise, and always when the spec configures no analysis.
@@ -59,9 +61,10 @@ def record(
     analysis: Analysis | None,
     status: ModelDeploymentStatus,
     verdicts: Mapping[str, MetricVerdict],
+    revision: str | None,
 ) -> ModelDeploymentStatus:
-    """Count measurements not counted yet (newer than the last one, taken during
-    this rollout); returns `status` itself when there is nothing new."""
+    """Count measurements of `revision` not counted yet (newer than the last one,
+    taken during this rollout); returns `status` itself when there is nothing new."""
     if analysis is None:
         return status
     since = status.rollout_started_at
@@ -70,32 +73,46 @@ def record(
         verdict = verdicts.get(name)
         if verdict is None or (since is not None and verdict.measured_at < since):
             continue
+        if verdict.revision is not None and verdict.revision != revision:
+            continue
         before = updated.get(name, MetricAnalysis())
         if before.measured_at is not None and verdict.measured_at <= before.measured_at:
             continue
-        updated[name] = _count(before, verdict, analysis.on_no_data)
+        updated[name] = _count(before, verdict, analysis.on_no_data, revision)
     if updated == status.analysis:
         return status
     return status.model_copy(update={"analysis": updated})
 
 
-def _count(before: MetricAnalysis, verdict: MetricVerdict, on_no_data: str) -> MetricAnalysis:
+def _count(
+    before: MetricAnalysis, verdict: MetricVerdict, on_no_data: str, revision: str | None
+) -> MetricAnalysis:
     kind = verdict.verdict
     no_data_fails = kind == "nodata" and on_no_data == "Fail"
     no_data_passes = kind == "nodata" and on_no_data == "Ignore"
+    failed = kind == "fail" or no_data_fails
+    passed = kind == "pass" or no_data_passes
+    if failed:
+        consecutive_failures = before.consecutive_failures + 1
+    elif passed:
+        consecutive_failures = 0
+    else:  # an error or missing data says nothing about the model
+        consecutive_failures = before.consecutive_failures
     return before.model_copy(
         update={
             "verdict": kind,
+            "revision": verdict.revision or revision,
             "value": verdict.value,
             "threshold": verdict.threshold,
             "message": verdict.message,
             "measured_at": verdict.measured_at,
-            "successes": before.successes + (kind == "pass" or no_data_passes),
-            "failures": before.failures + (kind == "fail" or no_data_fails),
+            "successes": before.successes + passed,
+            "failures": before.failures + failed,
             "inconclusive": before.inconclusive + (kind == "inconclusive"),
             "errors": before.errors + (kind == "error"),
             "no_data": before.no_data + (kind == "nodata"),
             "consecutive_errors": before.consecutive_errors + 1 if kind == "error" else 0,
+            "consecutive_failures": consecutive_failures,
         }
     )
 
@@ -137,6 +154,17 @@ def judge(
                 "hold",
                 "AnalysisInconclusive",
                 f"{name} is inconclusive{_detail(result)}; `promote` to go on, `abort` to stop",
+                name,
+            )
+        if result.verdict == "error":
+            # Within consecutiveErrorLimit: wait for Prometheus rather than judge blind.
+            return Judgement(
+                "hold",
+                "AnalysisUnavailable",
+                f"{name} could not be measured ({result.consecutive_errors} in a row, "
+                f"consecutiveErrorLimit {analysis.consecutive_error_limit})"
+                + (f": {result.message}" if result.message else "")
+                + "; measuring again every interval",
                 name,
             )
         if result.verdict == "nodata" and analysis.on_no_data == "Pause":

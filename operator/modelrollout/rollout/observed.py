@@ -36,6 +36,10 @@ class MetricVerdict:
     """The latest measurement of one analysis check (a metric, or the webhook).
 
     `measured_at` identifies the measurement: the core counts each one once.
+    `revision` is the revision measured: the core counts a measurement only for
+    the revision it judges (the rollout's during a rollout, the stable one while
+    serving), so a measurement of one is never taken for the other. None: the
+    revision being judged.
     """
 
     verdict: Verdict
@@ -43,6 +47,7 @@ class MetricVerdict:
     value: float | None = None
     threshold: str | None = None
     message: str = ""
+    revision: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 
 from modelrollout.api import spec_revision
 from modelrollout.api.spec import MAX_STEPS
-from modelrollout.rollout import analysis, bluegreen, canary, commands, gating, steady, transitions
+from modelrollout.rollout import (
+    analysis,
+    bluegreen,
+    canary,
+    commands,
+    drift,
+    gating,
+    steady,
+    transitions,
+)
 from modelrollout.rollout.actions import (
     Action,
     DeleteRevision,
@@ -81,6 +90,9 @@ def _stage(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         return Transition(status.model_copy(update={"hold": None}))
     if stable is not None and stable != target and ctx.observed.revision(stable) is None:
         return transitions.forget_missing_stable(status)
+    if status.rollout_in_flight and status.drift is not None:
+        # A rollout replaces the drifting revision; the watch starts again after it.
+        return Transition(status.model_copy(update={"drift": None}))
     if status.rollout_in_flight:
         if status.rollout_source == "Undo":
             if ctx.observed.revision(status.canary_revision) is None:
@@ -89,7 +101,9 @@ def _stage(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             return transitions.supersede(ctx, status)
         if ctx.replicas == 0:
             return transitions.promote(ctx, status)  # no pods, nothing to verify
-        recorded = analysis.record(ctx.spec.analysis, status, ctx.observed.verdicts)
+        recorded = analysis.record(
+            ctx.spec.analysis, status, ctx.observed.verdicts, status.canary_revision
+        )
         if recorded is not status:
             return Transition(recorded)
         if ctx.spec.strategy.canary is not None:
@@ -98,7 +112,8 @@ def _stage(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     if stable is None:
         return steady.first_deployment(ctx, status)
     if target == stable or (hold is not None and hold.revision == target):
-        return steady.serving(ctx, status)
+        watched = drift.watch(ctx, status)
+        return watched if watched is not None else steady.serving(ctx, status)
     return transitions.start(ctx, status)
 
 
@@ -151,6 +166,7 @@ def _finish(
                 ctx.observed.generation,
                 status.conditions,
                 ctx.now,
+                status.drift,
             ),
         }
     )
@@ -210,7 +226,9 @@ def _invalid(
             "observed_generation": generation,
             "reason": reason.reason,
             "message": reason.message,
-            "conditions": conditions_for("Degraded", reason, generation, status.conditions, now),
+            "conditions": conditions_for(
+                "Degraded", reason, generation, status.conditions, now, status.drift
+            ),
         }
     )
     return Plan(actions=(), new_status=new_status, reason=reason, requeue_after=None)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import history
+from modelrollout.rollout import drift as drift_watch
+from modelrollout.rollout import gating, history
 from modelrollout.rollout.observed import SERVICE_ROLES
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
 
@@ -79,14 +80,28 @@ def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
                 f"{hold.revision} is held until the spec changes or `retry`",
             ),
         )
+    elif status.drift is not None:
+        drift = status.drift
+        phase, reason = (
+            "Healthy",
+            Reason(
+                "Drifted",
+                f"revision {stable} (version {version}) serves all traffic, {counts}; "
+                f"drifting since {gating.stamp(drift.since)}: {drift.message}. "
+                "Roll out a corrected model to replace it",
+            ),
+        )
     else:
         phase, reason = (
             "Healthy",
             Reason("Available", f"revision {stable} (version {version}): {counts}"),
         )
+    # While Healthy the drift watch measures the stable revision every interval.
+    watching = phase == "Healthy" and bool(drift_watch.watched(ctx.spec.analysis))
     return Settled(
         replicas={stable: ctx.replicas},
         routes=dict.fromkeys(SERVICE_ROLES, stable),
         phase=phase,
         reason=reason,
+        requeue_after=ctx.analysis_interval if watching else None,
     )

@@ -87,6 +87,22 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
             "'Pause', 'Fail' or 'Ignore'",
         ),
         ("revisionHistoryLimit", 51, "spec.revisionHistoryLimit", "50"),
+        (
+            "analysis",
+            {
+                "prometheus": {"address": "http://p:9090"},
+                "metrics": [{"name": "e", "provider": "datadog", "query": "q", "max": 1}],
+            },
+            "spec.analysis.metrics[0].provider",
+            "'prometheus'",
+        ),
+        (
+            "notifications",
+            {"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}, "format": "teams"}},
+            "spec.notifications.webhook.format",
+            "'json' or 'slack'",
+        ),
+        ("notifications", {"webhook": {}}, "spec.notifications.webhook.urlSecretRef", "required"),
     ],
 )
 def test_spec_errors_name_the_field_and_the_fix(

@@ -160,3 +160,40 @@ def test_measurements_from_before_the_rollout_are_ignored() -> None:
     )
     world.plan()
     assert "error-rate" not in world.status.analysis
+
+
+def test_query_errors_within_the_limit_pause_and_the_rollout_continues_after() -> None:
+    world, _, _ = in_canary(consecutiveErrorLimit=4)
+    measure(world, "error", message="connection refused")
+    world.plan()
+    assert (world.status.phase, world.status.reason) == ("Paused", "AnalysisUnavailable")
+    assert "connection refused" in world.status.message
+    assert world.status.current_step == 0, "an error never promotes"
+    measure(world, "pass")
+    world.plan()
+    assert world.status.current_step == 1
+    assert world.status.analysis["error-rate"].consecutive_errors == 0
+
+
+def test_a_measurement_of_another_revision_is_not_counted() -> None:
+    world, stable, canary = in_canary()
+    world.wait(30)
+    world.verdicts["error-rate"] = MetricVerdict("fail", world.now, revision=stable)
+    world.plan()
+    assert "error-rate" not in world.status.analysis
+    world.verdicts["error-rate"] = MetricVerdict("pass", world.now, revision=canary)
+    world.plan()
+    assert world.status.analysis["error-rate"].revision == canary
+    assert world.status.current_step == 1
+
+
+def test_last_rollback_names_the_metric_value_threshold_revision_and_time() -> None:
+    world, _, canary = in_canary(failureLimit=0)
+    measure(world, "fail", value=0.31, threshold="max 0.05", revision=canary)
+    world.plan()
+    rollback = world.status.last_rollback
+    assert rollback is not None
+    assert (rollback.revision, rollback.version, rollback.reason) == (canary, "2", "RolledBack")
+    assert (rollback.metric, rollback.value, rollback.threshold) == ("error-rate", 0.31, "max 0.05")
+    assert rollback.at == world.now
+    assert [e.reason for e in world.events if e.type == "Warning"] == ["RolledBack"]
