@@ -1,6 +1,7 @@
-"""One reconcile of one ModelDeployment: read, decide, act, record.
+"""One reconcile of one ModelDeployment: read, measure, decide, act, record, notify.
 
-Runs in a worker thread (the Kubernetes client blocks). Whatever the object
+Runs in a worker thread (the Kubernetes client, Prometheus queries and
+notification webhooks block; each of the latter is bounded by a timeout). Whatever the object
 holds, it never raises for bad content: a spec the operator cannot act on
 becomes status Degraded/InvalidSpec; only API failures propagate, and the
 caller retries them with back-off.
@@ -10,19 +11,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modelrollout.api import SpecError, parse_spec, parse_status, status_patch
+from modelrollout.api import (
+    ModelDeploymentSpec,
+    SpecError,
+    parse_spec,
+    parse_status,
+    status_patch,
+)
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner
+from modelrollout.handlers.analysis import measure_analysis
+from modelrollout.handlers.notify import notify
 from modelrollout.kube.executor import Executor
 from modelrollout.kube.observer import observe
-from modelrollout.rollout import Plan, invalid_spec, plan
+from modelrollout.rollout import Plan, invalid_spec, plan, spec_problems
 from modelrollout.traffic import ServiceSelectorRouter
 
 logger = logging.getLogger(__name__)
@@ -68,12 +77,17 @@ def reconcile_object(api: client.ApiClient, body: Mapping[str, Any], now: dateti
         # are still there, so planning from empty status adopts them again.
         logger.warning("%s/%s: ignoring unreadable status (%s)", owner.namespace, owner.name, error)
         status = parse_status(None)
+    spec: ModelDeploymentSpec | None
     try:
         spec = parse_spec(body.get("spec"))
     except SpecError as error:
+        spec = None
         the_plan = invalid_spec(status, generation, str(error), now)
     else:
         observed = observe(api, owner, spec, generation, metadata.get("annotations") or {})
+        if not spec_problems(spec):  # an unusable spec is reported, not measured
+            verdicts = measure_analysis(api, owner, spec, status, now)
+            observed = replace(observed, verdicts=verdicts)
         the_plan = plan(spec, status, observed, now)
         Executor(api, ServiceSelectorRouter(api)).apply(owner, spec, observed, the_plan.actions)
     patch = status_patch(raw_status, the_plan.new_status)
@@ -81,4 +95,9 @@ def reconcile_object(api: client.ApiClient, body: Mapping[str, Any], now: dateti
         client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
             n.GROUP, n.VERSION, owner.namespace, n.PLURAL, owner.name, {"status": patch}
         )
+    if spec is not None:
+        # After the status write: a plan whose write failed is planned (and
+        # notified) again, so each rollback or drift is announced once.
+        failed = notify(api, owner, spec, the_plan, now)
+        the_plan = replace(the_plan, events=the_plan.events + failed)
     return Outcome(plan=the_plan, status_written=bool(patch))

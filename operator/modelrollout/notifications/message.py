@@ -1,0 +1,51 @@
+"""What a notification says: pure, so its shape is unit-tested."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from modelrollout.api import dump_status
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from modelrollout.api import ModelDeploymentStatus
+    from modelrollout.rollout import Event
+
+# Rollbacks by analysis, and the stable revision drifting or recovering. Manual
+# actions (abort, undo) are not notified: whoever ran them knows.
+NOTIFIED_REASONS = frozenset({"RolledBack", "Drifted", "DriftRecovered"})
+
+
+def notification_body(
+    format_: Literal["json", "slack"],
+    *,
+    namespace: str,
+    name: str,
+    event: Event,
+    status: ModelDeploymentStatus,
+    at: datetime,
+) -> dict[str, Any]:
+    if format_ == "slack":
+        icon = ":rotating_light:" if event.type == "Warning" else ":white_check_mark:"
+        return {
+            "text": f"{icon} ModelDeployment {namespace}/{name}: {event.reason}: {event.message}"
+        }
+    dumped = dump_status(status)
+    body: dict[str, Any] = {
+        "kind": "ModelDeployment",
+        "namespace": namespace,
+        "name": name,
+        "reason": event.reason,
+        "type": event.type,
+        "message": event.message,
+        "at": at.isoformat(),
+        "phase": status.phase,
+        "stableRevision": status.stable_revision,
+        "stableVersion": status.stable_version,
+    }
+    if event.reason == "RolledBack" and "lastRollback" in dumped:
+        body["rollback"] = dumped["lastRollback"]
+    if event.reason == "Drifted" and "drift" in dumped:
+        body["drift"] = dumped["drift"]
+    return body

@@ -1,0 +1,82 @@
+"""Checks are measured at the analysis interval, of the revision being judged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from modelrollout.api import Analysis, MetricAnalysis, ModelDeploymentStatus
+from modelrollout.metrics import due
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
+ANALYSIS = Analysis.model_validate(
+    {
+        "interval": "30s",
+        "prometheus": {"address": "http://p:9090"},
+        "webhook": {"url": "http://hook/check"},
+        "metrics": [
+            {"name": "errors", "query": "q", "max": 1},
+            {"name": "accuracy", "query": "q", "compareTo": "stable", "maxDecrease": 0.1},
+        ],
+    }
+)
+IN_ROLLOUT: dict[str, Any] = {
+    "phase": "Progressing",
+    "stable_revision": "old",
+    "stable_version": "1",
+    "canary_revision": "new",
+    "canary_version": "2",
+    "rollout_source": "Spec",
+}
+HEALTHY: dict[str, Any] = {"phase": "Healthy", "stable_revision": "old", "stable_version": "1"}
+
+
+def measured(seconds_ago: float, revision: str) -> MetricAnalysis:
+    return MetricAnalysis(measured_at=NOW - timedelta(seconds=seconds_ago), revision=revision)
+
+
+def status(base: dict[str, Any], **analysis: MetricAnalysis) -> ModelDeploymentStatus:
+    return ModelDeploymentStatus(**base, analysis=analysis)
+
+
+@pytest.mark.parametrize(
+    ("current", "checks", "revision"),
+    [
+        (status(IN_ROLLOUT), ("errors", "accuracy", "webhook"), "new"),
+        (status(HEALTHY), ("errors",), "old"),  # compareTo and the webhook gate rollouts only
+        (
+            status(IN_ROLLOUT, errors=measured(10, "new"), accuracy=measured(30, "new")),
+            ("accuracy", "webhook"),
+            "new",
+        ),
+        (status(HEALTHY, errors=measured(29.9, "old")), None, None),
+        (status(HEALTHY, errors=measured(30, "old")), ("errors",), "old"),
+        (status(HEALTHY, errors=measured(1, "new")), ("errors",), "old"),  # another revision
+        (status({**HEALTHY, "phase": "Degraded"}), None, None),
+        (status({**HEALTHY, "phase": "Progressing"}), None, None),
+        (status({**IN_ROLLOUT, "rollout_source": "Undo"}), None, None),
+        (status({}), None, None),
+    ],
+)
+def test_due(
+    current: ModelDeploymentStatus, checks: tuple[str, ...] | None, revision: str | None
+) -> None:
+    found = due(ANALYSIS, current, NOW)
+    if checks is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert (found.checks, found.revision, found.rollout) == (
+            checks,
+            revision,
+            current.rollout_in_flight,
+        )
+
+
+def test_nothing_is_due_without_analysis() -> None:
+    assert due(None, status(IN_ROLLOUT), NOW) is None
+    assert due(Analysis(), status(IN_ROLLOUT), NOW) is None
