@@ -10,10 +10,10 @@ the retry, and consecutiveErrorLimit says how many failures in a row to accept.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,6 @@ QUERY_TIMEOUT_SECONDS = 10.0
 # Extra seconds the HTTP client waits beyond the server-side timeout, so that a
 # server which gives up in time is heard saying so.
 _CLIENT_GRACE_SECONDS = 2.0
-_ERROR_FIELD = re.compile(r'"error"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 class PrometheusMetricProvider:
@@ -126,12 +125,18 @@ def _series_labels(result: list[dict[str, Any]]) -> str:
 
 
 def _prometheus_error(error: PrometheusApiClientException) -> str:
+    """"HTTP Status Code 400 (b'{...json...}')" -> "HTTP 400: <Prometheus's error>"."""
     text = str(error)
-    found = _ERROR_FIELD.search(text)
-    status = text.split(" (", 1)[0]
-    if found is None:
+    status, _, body = text.partition(" (")
+    status = status.replace("HTTP Status Code", "HTTP")
+    try:
+        raw = ast.literal_eval(body[:-1])  # the client formats the body with !r
+        reason = json.loads(raw)["error"] if isinstance(raw, bytes | str) else None
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        reason = None
+    if not isinstance(reason, str):
         return text[:500]
-    return f"{status}: {found.group(1).encode().decode('unicode_escape')}"[:500]
+    return f"{status}: {reason}"[:500]
 
 
 def _root_cause(error: BaseException) -> str:

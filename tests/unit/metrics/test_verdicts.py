@@ -135,3 +135,15 @@ def test_prometheus_results(result: Any, kind: str, value: float | None, hint: s
 def test_multi_series_error_names_the_series_and_the_fix() -> None:
     measured = from_result([series("1", pod="a"), series("2", pod="b")])
     assert '"pod": "a"' in measured.message and "aggregate" in measured.message
+
+
+def test_prometheus_http_errors_keep_prometheus_reason() -> None:
+    from prometheus_api_client.exceptions import PrometheusApiClientException
+
+    from modelrollout.metrics.prometheus import _prometheus_error
+
+    body = b'{"status":"error","error":"invalid parameter \\"query\\": 1:5: parse error"}'
+    error = PrometheusApiClientException(f"HTTP Status Code 400 ({body!r})")
+    assert _prometheus_error(error) == 'HTTP 400: invalid parameter "query": 1:5: parse error'
+    html = PrometheusApiClientException("HTTP Status Code 502 (b'<html>')")
+    assert _prometheus_error(html).startswith("HTTP Status Code 502")
