@@ -8,12 +8,13 @@ PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv deps cluster-tools cluster-up cluster-down lint test test-unit \
+.PHONY: help venv deps cluster-tools cluster-up cluster-down lint test test-unit demo-down \
         test-integration test-e2e demo clean
 
 help:
 	@echo "make demo         the local demo on an embedded cluster (installs what it needs)"
 	@echo "make test         lint, then every test tier: unit, integration, e2e"
+	@echo "make demo-down    stop the demo's operator and its cluster"
 	@echo "make cluster-up   start (or reuse) the local cluster; prints KUBECONFIG=... last"
 	@echo "make cluster-down stop it"
 	@echo "make lint         ruff, mypy --strict, import-linter"
@@ -59,6 +60,9 @@ test-e2e: venv deps cluster-tools
 
 demo: venv deps cluster-tools
 	@$(PY) -m modelrollout.devenv.demo
+
+demo-down: venv
+	@$(PY) -m modelrollout.devenv.demo down
 
 clean:
 	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache

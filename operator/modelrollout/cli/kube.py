@@ -90,7 +90,8 @@ class Session:
 
 
 def _event_time(event: client.CoreV1Event) -> datetime:
-    when = event.last_timestamp or event.event_time
+    # eventTime has microseconds; lastTimestamp only seconds.
+    when = event.event_time or event.last_timestamp
     if when is None and event.metadata is not None:
         when = event.metadata.creation_timestamp
     return when or datetime.min.replace(tzinfo=UTC)

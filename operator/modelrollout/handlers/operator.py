@@ -59,10 +59,11 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Peering (name, priority, standalone) is passed to kopf.run by the CLI.
-        # Kubernetes Events carry the core's transitions (posted explicitly), not
-        # Kopf's per-handler log lines, which would flood `kubectl describe`.
-        settings.posting.enabled = False
-        # Kopf logs every watch-event handler's success; ours say what matters.
+        # Kubernetes Events carry the core's transitions (kopf.info/warn below).
+        # Kopf would also post each per-object log line at INFO as an Event, and it
+        # logs every watch handler's success: silencing those INFO lines keeps
+        # `kubectl describe` to what matters, while warnings still get through.
+        settings.posting.level = logging.INFO
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         # Watches reconnect every few minutes so a silently broken connection heals.
         settings.watching.server_timeout = 270
@@ -161,4 +162,6 @@ def _report(body: kopf.Body, outcome: Outcome) -> None:
             kopf.info(body, reason=event.reason, message=event.message)
     if outcome.status_written:
         reason = outcome.plan.reason
-        _log.info("%s/%s %s: %s", body.meta.namespace, body.meta.name, reason.reason, reason.message)
+        _log.info(
+            "%s/%s %s: %s", body.meta.namespace, body.meta.name, reason.reason, reason.message
+        )
