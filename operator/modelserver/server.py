@@ -33,7 +33,7 @@ def run(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT; the exit code for the process."""
     logs.configure(settings.log_level)
     # `*_created` series double the scrape size and no rollout query uses them.
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
         import uvloop  # faster event loop where installed (it is, on Linux)
     except ImportError:
