@@ -75,7 +75,13 @@ def status_lines(
                 f"  {metric:<24} {result.verdict or '-':<12} value {value:<10} "
                 f"threshold {result.threshold or '-':<12} ok {result.successes} "
                 f"failed {result.failures} nodata {result.no_data} errors {result.errors}"
+                + (f" of {result.revision}" if result.revision else "")
             )
+            if result.verdict in ("error", "nodata", "fail") and result.message:
+                lines.append(f"  {'':<24} {result.message}")
+    if status.drift:
+        drift = status.drift
+        lines.append(f"Drift:     since {drift.since:%Y-%m-%d %H:%M:%S}: {drift.message}")
     if status.last_rollback:
         rb = status.last_rollback
         detail = f" ({rb.metric} = {rb.value}, threshold {rb.threshold})" if rb.metric else ""
