@@ -18,8 +18,30 @@ from kubernetes import client, config
 from modelrollout.devenv.cluster import LocalCluster, local_cluster
 from modelrollout.devenv.tools import REPO_ROOT
 
-TEST_CLUSTER_NAME = "modelrollout-test"
+TEST_CLUSTER_PREFIX = "modelrollout-test-"
 TEST_WORKDIR = REPO_ROOT / ".local" / "kwok-test"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphaned_clusters() -> None:
+    """Deletes test clusters whose pytest process is gone (killed with SIGKILL,
+    say), so no control plane outlives its session for long."""
+    clusters = TEST_WORKDIR / "clusters"
+    if not clusters.is_dir():
+        return
+    for directory in clusters.iterdir():
+        suffix = directory.name.removeprefix(TEST_CLUSTER_PREFIX)
+        if suffix.isdigit() and not _pid_alive(int(suffix)):
+            local_cluster(directory.name, TEST_WORKDIR).down(log=lambda _m: None)
 
 
 @dataclass(frozen=True)
@@ -39,7 +61,10 @@ class ClusterUnderTest:
 def running_test_cluster() -> Iterator[ClusterUnderTest]:
     """Starts the test cluster and always tears it down: at the end of the
     session, on a failure, on Ctrl-C, and on SIGTERM (CI's way of stopping us)."""
-    cluster = local_cluster(TEST_CLUSTER_NAME, TEST_WORKDIR)
+    # One cluster per session (named after this process), so parallel sessions,
+    # e.g. two developers' runs on one machine, never share or stop each other's.
+    remove_orphaned_clusters()
+    cluster = local_cluster(f"{TEST_CLUSTER_PREFIX}{os.getpid()}", TEST_WORKDIR)
     previous_sigterm = signal.getsignal(signal.SIGTERM)
 
     def interrupt(signum: int, frame: FrameType | None) -> None:

@@ -118,14 +118,17 @@ class Rollouts:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """`modelrollout ARGS -n NAMESPACE`, as a user runs it."""
-        result = subprocess.run(
-            [str(MODELROLLOUT), *args, "-n", self.namespace,
-             "--kubeconfig", str(self.kube.kubeconfig)],
-            capture_output=True, text=True, check=False, timeout=120,
-        )  # fmt: skip
+        result = self.cli_as(self.kube.kubeconfig, *args)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"modelrollout {' '.join(args)} exited {result.returncode}:\n"
                 f"{result.stdout}\n{result.stderr}"
             )
         return result
+
+    def cli_as(self, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """The plugin with another account's kubeconfig; never raises on its exit code."""
+        return subprocess.run(
+            [str(MODELROLLOUT), *args, "-n", self.namespace, "--kubeconfig", str(kubeconfig)],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
