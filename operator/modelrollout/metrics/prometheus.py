@@ -125,7 +125,7 @@ def _series_labels(result: list[dict[str, Any]]) -> str:
 
 
 def _prometheus_error(error: PrometheusApiClientException) -> str:
-    """"HTTP Status Code 400 (b'{...json...}')" -> "HTTP 400: <Prometheus's error>"."""
+    """Turns `HTTP Status Code 400 (b'{...json...}')` into `HTTP 400: <Prometheus's error>`."""
     text = str(error)
     status, _, body = text.partition(" (")
     status = status.replace("HTTP Status Code", "HTTP")
