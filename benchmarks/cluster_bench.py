@@ -2,7 +2,8 @@
 idle memory. Prints figures; asserts nothing. Run: `.venv/bin/python benchmarks/cluster_bench.py`.
 
 The cold build time is measured separately, with empty caches:
-`MODELROLLOUT_CACHE=$(mktemp -d) GOCACHE=$(mktemp -d) GOMODCACHE=$(mktemp -d) bash -c 'time bash tools/cluster/build.sh'`.
+`MODELROLLOUT_CACHE=$(mktemp -d) GOCACHE=$(mktemp -d) GOMODCACHE=$(mktemp -d) \
+    bash -c "time bash tools/cluster/build.sh"`.
 """
 
 from __future__ import annotations
