@@ -41,8 +41,8 @@ cluster-down: venv
 	@$(PY) -m modelrollout.devenv.cluster down
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests benchmarks
+	$(VENV)/bin/ruff format --check operator tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
