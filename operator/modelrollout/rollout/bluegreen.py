@@ -49,21 +49,11 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             requeue_after=gating.earliest(requeue, ctx.analysis_interval),
         )
 
-    undoing = status.rollout_source == "Undo"
-    judgement = (
-        analysis.PASS
-        if undoing
-        else analysis.judge(ctx.spec.analysis, status, status.step_started_at)
-    )
-    if judgement.outcome == "fail":
-        failure = gating.on_failure(ctx, status, judgement)
-        if isinstance(failure, Transition):
-            return failure
-        return settle("Degraded", failure.reason, failure.message)
-    if status.paused_at is not None:
-        return settle(
-            "Paused", "PausedByUser", f"paused since {gating.stamp(status.paused_at)}; `resume`"
-        )
+    judgement, interruption = gating.judge_step(ctx, status)
+    if isinstance(interruption, gating.Halt):
+        return settle(interruption.phase, interruption.reason, interruption.message)
+    if interruption is not None:
+        return interruption
 
     if step == PREVIEW_STARTING:
         if available >= green_wanted:

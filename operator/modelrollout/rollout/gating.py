@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import transitions
+from modelrollout.rollout import analysis, transitions
 from modelrollout.rollout.outcome import Reason
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from modelrollout.api import ModelDeploymentStatus
+    from modelrollout.api import ModelDeploymentStatus, Phase
     from modelrollout.rollout.analysis import Judgement
     from modelrollout.rollout.context import Context
     from modelrollout.rollout.outcome import Transition
@@ -30,6 +31,39 @@ def on_failure(
         f"{judgement.message}; rollback.automatic is off: `abort` to roll back "
         "or `promote` to go on",
     )
+
+
+@dataclass(frozen=True)
+class Halt:
+    """The step stops where it is: Degraded (a failure without automatic rollback)
+    or Paused (by the user)."""
+
+    phase: Phase
+    reason: str
+    message: str
+
+
+def judge_step(
+    ctx: Context, status: ModelDeploymentStatus
+) -> tuple[Judgement, Transition | Halt | None]:
+    """The current step's analysis judgement, and what interrupts the step: a
+    rollback (a Transition), a Halt, or None when the step may go on."""
+    undoing = status.rollout_source == "Undo"
+    judgement = (
+        analysis.PASS
+        if undoing
+        else analysis.judge(ctx.spec.analysis, status, status.step_started_at)
+    )
+    if judgement.outcome == "fail":
+        failure = on_failure(ctx, status, judgement)
+        if isinstance(failure, Reason):
+            return judgement, Halt("Degraded", failure.reason, failure.message)
+        return judgement, failure
+    if status.paused_at is not None:
+        return judgement, Halt(
+            "Paused", "PausedByUser", f"paused since {stamp(status.paused_at)}; `resume`"
+        )
+    return judgement, None
 
 
 def deadline(started: datetime | None, seconds: float, now: datetime) -> datetime:
