@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelrollout.rollout import drift as drift_watch
-from modelrollout.rollout import gating, history
+from modelrollout.rollout import gating, transitions
 from modelrollout.rollout.observed import SERVICE_ROLES
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
 
@@ -22,18 +22,7 @@ def first_deployment(ctx: Context, status: ModelDeploymentStatus) -> StageResult
     if available >= ctx.replicas:
         return Transition(
             status.model_copy(
-                update={
-                    "stable_revision": revision,
-                    "stable_version": version,
-                    "history": history.record_promotion(
-                        status.history,
-                        revision=revision,
-                        version=version,
-                        at=ctx.now,
-                        source="Spec",
-                        limit=ctx.spec.revision_history_limit,
-                    ),
-                }
+                update=transitions.serving(ctx, status, revision, version, source="Spec")
             ),
             (Event("Deployed", f"revision {revision} (version {version}) deployed"),),
         )

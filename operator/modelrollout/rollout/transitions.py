@@ -7,7 +7,7 @@ Transition (the new status and the Event to emit) for plan() to continue from.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelrollout.api import Hold, PendingScaleDown, RollbackRecord
 from modelrollout.rollout import history
@@ -15,7 +15,7 @@ from modelrollout.rollout.outcome import Event, Transition
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus
-    from modelrollout.api.status import HoldReason
+    from modelrollout.api.status import HoldReason, RolloutSource
     from modelrollout.rollout.analysis import Judgement
     from modelrollout.rollout.context import Context
 
@@ -27,6 +27,28 @@ _IDLE = {
     "paused_at": None,
     "rollout_source": None,
 }
+
+
+def serving(
+    ctx: Context,
+    status: ModelDeploymentStatus,
+    revision: str,
+    version: str,
+    source: RolloutSource,
+) -> dict[str, Any]:
+    """The status fields that make `revision` the stable one, recorded in history."""
+    return {
+        "stable_revision": revision,
+        "stable_version": version,
+        "history": history.record_promotion(
+            status.history,
+            revision=revision,
+            version=version,
+            at=ctx.now,
+            source=source,
+            limit=ctx.spec.revision_history_limit,
+        ),
+    }
 
 
 def start(ctx: Context, status: ModelDeploymentStatus) -> Transition:
@@ -94,16 +116,7 @@ def promote(
     promoted = status.model_copy(
         update={
             **_IDLE,
-            "stable_revision": revision,
-            "stable_version": version,
-            "history": history.record_promotion(
-                status.history,
-                revision=revision,
-                version=version,
-                at=ctx.now,
-                source=source,
-                limit=ctx.spec.revision_history_limit,
-            ),
+            **serving(ctx, status, revision, version, source),
             "pending_scale_downs": pending,
         }
     )
