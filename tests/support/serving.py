@@ -1,0 +1,90 @@
+"""ModelDeployments that real model servers run, for the end-to-end tier: the
+trained artifact by file:// uri and sha256, small drift and feedback windows so
+a few seconds of traffic say something, and analysis against the test's own
+Prometheus with short intervals."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from modelrollout.devenv.stack import (
+    ACCURACY_QUERY,
+    DRIFT_QUERY,
+    FAST_SERVER_ENV,
+    Artifact,
+    error_rate_query,
+)
+
+ERROR_RATE = {"name": "error-rate", "query": error_rate_query("10s"), "max": 0.05}
+DRIFT = {"name": "feature-drift", "query": DRIFT_QUERY, "max": 0.25}
+ACCURACY_VS_STABLE = {
+    "name": "accuracy-vs-stable",
+    "query": ACCURACY_QUERY,
+    "compareTo": "stable",
+    "maxDecrease": 0.05,
+}
+# Requests per second the tests send; enough for drift windows within seconds,
+# light enough for two cores shared with the control plane and the servers.
+RATE = 30.0
+
+
+def served_spec(
+    artifact: Artifact,
+    version: str,
+    *,
+    replicas: int = 2,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The `model` and `template` of a spec serving `artifact` as `version`."""
+    container = {
+        "name": "server",
+        "image": "ghcr.io/acme/modelrollout:0.1",
+        "args": ["serve"],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "env": [
+            {"name": k, "value": v}
+            for k, v in {**FAST_SERVER_ENV, **artifact.server_env(), **(env or {})}.items()
+        ],
+    }
+    return {
+        "replicas": replicas,
+        "model": {
+            "name": "wine",
+            "version": version,
+            "uri": artifact.uri,
+            "sha256": artifact.sha256,
+        },
+        "template": {"spec": {"containers": [container]}},
+    }
+
+
+def model_deployment(
+    name: str,
+    artifact: Artifact,
+    *,
+    prometheus: str,
+    metrics: list[dict[str, Any]],
+    strategy: dict[str, Any],
+    interval: str = "2s",
+    failure_limit: int = 1,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            **served_spec(artifact, "1"),
+            "service": {"port": 80, "targetPort": "http"},
+            "strategy": copy.deepcopy(strategy),
+            "analysis": {
+                "interval": interval,
+                "failureLimit": failure_limit,
+                "consecutiveErrorLimit": 100,
+                "onNoData": "Pause",
+                "prometheus": {"address": prometheus},
+                "metrics": copy.deepcopy(metrics),
+            },
+            "rollback": {"automatic": True},
+        },
+    }
