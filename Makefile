@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
 .PHONY: help venv deps cluster-tools cluster-up cluster-down lint test test-unit demo-down \
-        test-integration test-e2e demo clean
+        test-integration test-e2e demo clean chart-crds e2e-kind
 
 help:
 	@echo "make demo         the local demo on an embedded cluster (installs what it needs)"
@@ -18,6 +18,8 @@ help:
 	@echo "make cluster-up   start (or reuse) the local cluster; prints KUBECONFIG=... last"
 	@echo "make cluster-down stop it"
 	@echo "make lint         ruff, mypy --strict, import-linter"
+	@echo "make chart-crds   copy crds/*.yaml into the Helm chart (a test checks they match)"
+	@echo "make e2e-kind     image + kind + chart + canary and rollback (needs Docker; not run here)"
 
 $(VENV_STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -63,6 +65,13 @@ demo: venv deps cluster-tools
 
 demo-down: venv
 	@$(PY) -m modelrollout.devenv.demo down
+
+chart-crds:
+	@bash scripts/sync-chart-crds.sh
+
+# Needs Docker, kind, kubectl and helm; this development machine has no Docker engine.
+e2e-kind:
+	@bash scripts/e2e-kind.sh
 
 clean:
 	rm -rf $(VENV) .local .mypy_cache .ruff_cache .pytest_cache

@@ -39,14 +39,28 @@ def register(subparsers: Any) -> None:
         "--liveness", default=None, metavar="URL",
         help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz",
     )  # fmt: skip
+    # Off by default: a developer's `modelrollout run` should not open a port on every
+    # interface, nor take 8080 from the model server (`modelrollout serve`'s default)
+    # on the same machine. The Helm chart turns it on (8080, the usual controller
+    # metrics port; its Service, ServiceMonitor and probes point there).
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, metavar="PORT",
+        help="serve the operator's Prometheus metrics on this port at /metrics (default: off)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metrics-address", default="0.0.0.0", metavar="ADDR",
+        help="address for --metrics-port (default: 0.0.0.0)",
+    )  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import kopf
+    from prometheus_client import CollectorRegistry, start_http_server
 
     from modelrollout.handlers.operator import build_registry
+    from modelrollout.handlers.telemetry import Telemetry
 
     try:
         settings = OperatorSettings.from_env()
@@ -67,14 +81,24 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    kopf.run(
-        registry=build_registry(settings),
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        standalone=settings.standalone,
-        priority=settings.priority,
-        # A peering name makes peering mandatory in Kopf; standalone has none.
-        peering_name=None if settings.standalone else settings.peering_name,
-        liveness_endpoint=args.liveness,
-    )
+    telemetry = Telemetry(CollectorRegistry())
+    server = None
+    if args.metrics_port:
+        server, _ = start_http_server(
+            args.metrics_port, addr=args.metrics_address, registry=telemetry.registry
+        )
+    try:
+        kopf.run(
+            registry=build_registry(settings, telemetry),
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            standalone=settings.standalone,
+            priority=settings.priority,
+            # A peering name makes peering mandatory in Kopf; standalone has none.
+            peering_name=None if settings.standalone else settings.peering_name,
+            liveness_endpoint=args.liveness,
+        )
+    finally:
+        if server is not None:
+            server.shutdown()
     return 0

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 from kubernetes import client, config
+from prometheus_client import CollectorRegistry
 
 from modelrollout.api import names as n
 from modelrollout.handlers.reconcile import Outcome, reconcile
+from modelrollout.handlers.telemetry import Telemetry
 from modelrollout.handlers.wakeups import ObjectKey, Wakeups
 from modelrollout.settings import OperatorSettings
 
@@ -42,8 +45,13 @@ def load_kube_client() -> client.ApiClient:
     return client.ApiClient()
 
 
-def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
+def build_registry(
+    settings: OperatorSettings, telemetry: Telemetry | None = None
+) -> kopf.OperatorRegistry:
+    """`telemetry` receives every reconcile's outcome; the CLI serves its
+    registry on --metrics-port. Without one, the metrics are kept unexported."""
     registry = kopf.OperatorRegistry()
+    metrics = telemetry or Telemetry(CollectorRegistry())
     wakeups = Wakeups()
     threads = ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="kube")
     api_holder: dict[str, client.ApiClient] = {}
@@ -117,6 +125,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
                     body.metadata.get("generation"),
                     body.metadata.annotations.get(n.COMMAND_ANNOTATION),
                 )
+                started = time.monotonic()
                 try:
                     outcome = await loop.run_in_executor(
                         threads, reconcile, api_holder["api"], namespace, name
@@ -124,6 +133,7 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
                     if outcome is None:
                         return
                 except Exception as error:  # the loop must outlive any failure
+                    metrics.record_error(key)
                     _log.error(
                         "%s/%s: reconcile failed, retrying in %.0f s: %s",
                         namespace,
@@ -139,6 +149,13 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
                 else:
                     backoff = 1.0
                     _report(body, outcome)
+                    metrics.record(
+                        key,
+                        outcome.plan.events,
+                        outcome.plan.new_status,
+                        outcome.verdicts,
+                        time.monotonic() - started,
+                    )
                     requeue = outcome.plan.requeue_after
                     delay = (
                         operator_settings.resync_seconds
@@ -150,6 +167,8 @@ def build_registry(settings: OperatorSettings) -> kopf.OperatorRegistry:
         finally:
             wakeups.forget(key)
             last_seen.pop(key, None)
+            # Deleted, or this replica paused by peering: another one reports it now.
+            metrics.forget(key)
 
     return registry
 

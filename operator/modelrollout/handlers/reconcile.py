@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -31,7 +31,7 @@ from modelrollout.handlers.analysis import measure_analysis
 from modelrollout.handlers.notify import notify
 from modelrollout.kube.executor import Executor
 from modelrollout.kube.observer import observe
-from modelrollout.rollout import Plan, invalid_spec, plan, spec_problems
+from modelrollout.rollout import MetricVerdict, Plan, invalid_spec, plan, spec_problems
 from modelrollout.traffic import ServiceSelectorRouter
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 class Outcome:
     plan: Plan
     status_written: bool
+    # The measurements this reconcile took (the operator's own metrics count them).
+    verdicts: Mapping[str, MetricVerdict] = field(default_factory=dict)
 
 
 def reconcile(api: client.ApiClient, namespace: str, name: str) -> Outcome | None:
@@ -78,6 +80,7 @@ def reconcile_object(api: client.ApiClient, body: Mapping[str, Any], now: dateti
         logger.warning("%s/%s: ignoring unreadable status (%s)", owner.namespace, owner.name, error)
         status = parse_status(None)
     spec: ModelDeploymentSpec | None
+    verdicts: Mapping[str, MetricVerdict] = {}
     try:
         spec = parse_spec(body.get("spec"))
     except SpecError as error:
@@ -100,4 +103,4 @@ def reconcile_object(api: client.ApiClient, body: Mapping[str, Any], now: dateti
         # notified) again, so each rollback or drift is announced once.
         failed = notify(api, owner, spec, the_plan, now)
         the_plan = replace(the_plan, events=the_plan.events + failed)
-    return Outcome(plan=the_plan, status_written=bool(patch))
+    return Outcome(plan=the_plan, status_written=bool(patch), verdicts=verdicts)

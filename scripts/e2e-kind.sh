@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make e2e-kind`: the real image in a real kind cluster. Builds the image, loads
+# it into kind, installs the chart, applies the examples (server-side dry-run:
+# their images are placeholders), then rolls out a model by canary gated on its
+# error rate in Prometheus: version 2 is promoted, version 3 (answering half its
+# requests with 500) is rolled back automatically.
+# Needs Docker, kind, kubectl and helm on PATH. It has NOT been run on the
+# development machine, which has no Docker engine (README "Kind").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in docker kind kubectl helm; do
+  command -v "$tool" >/dev/null || { echo "e2e-kind: $tool is not on PATH" >&2; exit 2; }
+done
+cluster="${KIND_CLUSTER:-modelrollout}"
+ns=modelrollout-e2e
+kubectl() { command kubectl --context "kind-$cluster" "$@"; }
+step() { echo "[e2e-kind] $*" >&2; }
+
+step "building the image modelrollout:e2e"
+docker build -t modelrollout:e2e .
+kind get clusters | grep -qx "$cluster" || kind create cluster --name "$cluster" --wait 120s
+kind load docker-image modelrollout:e2e --name "$cluster"
+
+step "installing the chart (namespaced: $ns)"
+kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f -
+helm upgrade --install modelrollout charts/modelrollout --kube-context "kind-$cluster" \
+  -n modelrollout-system --create-namespace --wait --timeout 180s \
+  --set image.repository=modelrollout --set image.tag=e2e --set image.pullPolicy=Never \
+  --set "watchNamespaces={$ns}"
+
+step "the examples pass the API server's validation"
+for example in examples/*.yaml; do kubectl apply --dry-run=server -n "$ns" -f "$example"; done
+
+step "Prometheus, version 1 and traffic"
+kubectl apply -f scripts/e2e-kind/prometheus.yaml
+kubectl -n "$ns" rollout status deploy/prometheus --timeout=180s
+kubectl apply -f scripts/e2e-kind/wine.yaml
+kubectl -n "$ns" wait md/wine --for=condition=Ready --timeout=300s
+kubectl apply -f scripts/e2e-kind/loadgen.yaml
+
+step "canary: version 2 (a better model) is promoted"
+kubectl -n "$ns" patch md/wine --type=merge \
+  -p '{"spec":{"model":{"version":"2","uri":"file:///models/wine-improved.skops"}}}'
+kubectl -n "$ns" wait md/wine --for=jsonpath='{.status.stableVersion}'=2 --timeout=600s
+
+step "rollback: version 3 answers half its requests with 500"
+kubectl -n "$ns" patch md/wine --type=json -p '[
+  {"op":"replace","path":"/spec/model/version","value":"3"},
+  {"op":"add","path":"/spec/template/spec/containers/0/env",
+   "value":[{"name":"MODELSERVER_FAULT_ERROR_RATE","value":"0.5"}]}]'
+kubectl -n "$ns" wait md/wine --for=jsonpath='{.status.reason}'=RolledBack --timeout=600s
+kubectl -n "$ns" get md/wine -o jsonpath='{.status.lastRollback}{"\n"}'
+test "$(kubectl -n "$ns" get md/wine -o jsonpath='{.status.stableVersion}')" = 2
+step "passed: version 2 promoted, version 3 rolled back. Clean up: kind delete cluster --name $cluster"
