@@ -34,6 +34,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api import names as n
+from modelrollout.api import parse_spec
 from modelrollout.devenv.ports import free_port
 from modelrollout.devenv.tools import REPO_ROOT, ensure_tools
 from support.exporter import QUALITY, MetricsLab, metrics_lab
@@ -508,3 +509,23 @@ def dashboard_as_rules(dashboard: dict[str, Any]) -> dict[str, Any]:
             expr = target["expr"].replace("$__range", "1h").replace("$namespace", ".*")
             rules.append({"record": f"dashboard:panel{panel['id']}{target['refId']}", "expr": expr})
     return {"name": "dashboard", "rules": rules}
+
+
+@pytest.mark.integration
+def test_the_kind_e2e_manifests_are_valid(
+    crds: ClusterUnderTest, namespace: str, tmp_path: Path
+) -> None:
+    """make e2e-kind cannot run here (no Docker); its ModelDeployment, Prometheus
+    and load generator still go through the models and the API server's validation."""
+    for path in sorted((REPO_ROOT / "scripts" / "e2e-kind").glob("*.yaml")):
+        documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        for document in documents:
+            document["metadata"]["namespace"] = namespace
+            for subject in document.get("subjects", []):
+                subject["namespace"] = namespace
+            if document["kind"] == n.KIND:
+                parse_spec(document["spec"])
+        manifest = tmp_path / path.name
+        manifest.write_text(yaml.safe_dump_all(documents))
+        result = kube_dry_run(crds, manifest)
+        assert result.returncode == 0, f"{path.name}:\n{result.stderr}"
