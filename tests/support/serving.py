@@ -13,8 +13,12 @@ from modelrollout.devenv.stack import (
     DRIFT_QUERY,
     FAST_SERVER_ENV,
     Artifact,
+    ServingStack,
     error_rate_query,
 )
+from modelrollout.devenv.traffic import Traffic
+from support.rollouts import Rollouts
+from support.waiting import wait_for
 
 ERROR_RATE = {"name": "error-rate", "query": error_rate_query("10s"), "max": 0.05}
 DRIFT = {"name": "feature-drift", "query": DRIFT_QUERY, "max": 0.25}
@@ -88,3 +92,25 @@ def model_deployment(
             "rollback": {"automatic": True},
         },
     }
+
+
+def deploy_first_version(
+    rollouts: Rollouts, stack: ServingStack, body: dict[str, Any], **traffic: Any
+) -> Traffic:
+    """Creates the ModelDeployment, waits until v1 is Healthy and answering
+    traffic through its Service, and returns that traffic."""
+    name = body["metadata"]["name"]
+    rollouts.create(body)
+    rollouts.wait_phase(name, "Healthy")
+    sending = stack.traffic(rollouts.namespace, name, **{"rate": RATE, **traffic})
+    wait_for(lambda: sending.stats().get("1"), timeout=60, what="v1 answering traffic")
+    return sending
+
+
+def wait_all_traffic_on(rollouts: Rollouts, name: str, revision: str) -> None:
+    """Until the main Service's ready endpoints are all on `revision`."""
+    wait_for(
+        lambda: set(rollouts.endpoint_revisions(name)) == {revision},
+        timeout=60,
+        what=f"{name}: every ready endpoint on revision {revision}",
+    )
