@@ -312,7 +312,6 @@ def test_namespaced_install_runs_a_canary_and_a_rollback_with_the_charts_service
                 print(f"--- operator log ---\n{operator.log()[-20000:]}")
                 raise
             log = operator.log()
-        print(f"--- operator log ---\n{log[-6000:]}")
         assert "403" not in log and "Forbidden" not in log, log[-6000:]
         md = {"namespace": namespace, "name": "fraud"}
         assert sample(text, "modelrollout_rollouts_started_total", **md) == 2
