@@ -10,7 +10,9 @@ such as a fault-injection rate a test declares in its manifest).
 
 The servers are published to Prometheus through file-based service discovery,
 with the labels a real cluster's pod discovery and relabelling would give
-(namespace, pod, revision, model_version, model_name). The same file tells the
+(namespace, pod, revision, model_version, model_name, and deployment: the
+ModelDeployment's name, so queries can tell two rollouts' "version 2" apart).
+The same file tells the
 traffic component (`traffic.py`) which loopback port stands for which pod.
 
 Two differences from a kubelet are deliberate. A simulated pod is Ready before

@@ -38,13 +38,21 @@ MODELROLLOUT = Path(sys.executable).parent / "modelrollout"
 VARIANTS = ("baseline", "improved", "degraded", "shifted")
 
 
+# The servers of one ModelDeployment's version: the namespace and `deployment`
+# (the ModelDeployment's name) target labels keep another rollout's version "2"
+# out, and a deleted and recreated object's old series too once they go stale.
+_REVISION_SERIES = (
+    'namespace="{{ namespace }}",deployment="{{ name }}",model_version="{{ version }}"'
+)
+
+
 def error_rate_query(window: str) -> str:
     """Share of inference requests answered 5xx by the revision being measured.
 
     `or vector(0)`: a revision that never failed has no 5xx series at all, and
     its error rate is 0, not "no data" (which would pause the rollout).
     """
-    selector = 'namespace="{{ namespace }}",model_version="{{ version }}",endpoint="infer"'
+    selector = f'{_REVISION_SERIES},endpoint="infer"'
     return (
         f'(sum(rate(modelserver_requests_total{{{selector},code=~"5.."}}[{window}])) or vector(0))'
         f" / sum(rate(modelserver_requests_total{{{selector}}}[{window}]))"
@@ -52,13 +60,9 @@ def error_rate_query(window: str) -> str:
 
 
 # The worst feature's PSI on any of the revision's servers.
-DRIFT_QUERY = (
-    'max(modelserver_feature_drift_psi{namespace="{{ namespace }}",model_version="{{ version }}"})'
-)
+DRIFT_QUERY = f"max(modelserver_feature_drift_psi{{{_REVISION_SERIES}}})"
 # Live accuracy from labelled feedback, averaged over the revision's servers.
-ACCURACY_QUERY = (
-    'avg(modelserver_feedback_accuracy{namespace="{{ namespace }}",model_version="{{ version }}"})'
-)
+ACCURACY_QUERY = f"avg(modelserver_feedback_accuracy{{{_REVISION_SERIES}}})"
 # Small windows so seconds of traffic make drift and accuracy visible (150 rows
 # keep the PSI of undrifted wine traffic under ~0.1, the shifted model near 0.9);
 # the server's defaults (1000 rows, 5 s) suit production traffic, not a demo.
