@@ -1,16 +1,22 @@
 """`make demo`: the operator on the embedded local cluster, with a readable timeline.
 
 It starts (or reuses) the local control plane, installs the CRDs, runs the
-operator as a separate process, and plays a story: v1 deployed, v2 rolled out
-by a stepwise canary and promoted, v3 canaried and aborted, so traffic returns to
-v2 at once. It leaves everything running and says how to look around and how
-to tear it down.
+operator as a separate process, trains the model variants, and starts the
+serving stack in the background (`stack.py`: real Prometheus, a real model
+server per simulated pod, client traffic through the Service). Then it plays a
+story that nobody steers by hand: v1 deployed; v2, a better model, canaried
+under Prometheus analysis and promoted; v3, trained on data that no longer
+matches live traffic, canaried and rolled back automatically, with the metric
+and value that condemned it. It leaves everything running and says how to look
+around and how to tear it down.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,18 +25,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import requests
 import yaml
 from kubernetes import client, config
 
 from modelrollout.api import names as n
 from modelrollout.devenv.cluster import LocalCluster, local_cluster
+from modelrollout.devenv.ports import free_port
+from modelrollout.devenv.stack import (
+    DRIFT_QUERY,
+    FAST_SERVER_ENV,
+    Artifact,
+    error_rate_query,
+    train_variants,
+)
 from modelrollout.devenv.tools import REPO_ROOT
+from modelrollout.devenv.traffic import NO_ENDPOINT
 
 NAMESPACE = "demo"
 NAME = "fraud"
 STATE = REPO_ROOT / ".local" / "demo"
+STACK_DIR = STATE / "stack"
 # Each stage settles in seconds on this machine; the limit only catches a broken setup.
 STAGE_TIMEOUT_SECONDS = 180.0
+# The stack stops its model servers and Prometheus within seconds of SIGTERM.
+STOP_TIMEOUT_SECONDS = 30.0
+# Who plays which version: a simple tree, a better pipeline, and a model trained
+# on a slice of one feature, to which today's live data looks drifted.
+STORY = {"1": "baseline", "2": "improved", "3": "shifted"}
 _started = time.monotonic()
 
 
@@ -38,24 +60,56 @@ def say(message: str) -> None:
     print(f"[{time.monotonic() - _started:6.1f}s] {message}", flush=True)
 
 
-def _manifest() -> dict[str, Any]:
+def _manifest(prometheus: str, artifact: Artifact) -> dict[str, Any]:
     body = next(
         d
         for d in yaml.safe_load_all((REPO_ROOT / "examples" / "canary.yaml").read_text())
         if d and d.get("kind") == n.KIND
     )
     body["metadata"] = {"name": NAME, "namespace": NAMESPACE}
-    # Metric analysis needs model servers scraped by Prometheus; this story shows
-    # the rollout mechanics, so it keeps the example's steps and drops the analysis.
-    body["spec"].pop("analysis", None)
-    body["spec"]["model"]["version"] = "1"
-    body["spec"]["strategy"]["canary"]["steps"] = [
+    spec = body["spec"]
+    spec.update(_served("1", artifact))
+    spec["strategy"]["canary"]["steps"] = [
         {"setWeight": 25},
-        {"pause": {"duration": "10s"}},
+        {"pause": {"duration": "6s"}},
         {"setWeight": 50},
-        {"pause": {}},
+        {"pause": {"duration": "6s"}},
+    ]
+    # The example's analysis, at demo speed and against the demo's Prometheus.
+    spec["analysis"].update(
+        {"interval": "3s", "prometheus": {"address": prometheus}, "consecutiveErrorLimit": 20}
+    )
+    spec["analysis"]["metrics"] = [
+        {"name": "error-rate", "query": error_rate_query("10s"), "max": 0.05},
+        {"name": "feature-drift", "query": DRIFT_QUERY, "max": 0.25},
     ]
     return dict(body)
+
+
+def _served(version: str, artifact: Artifact) -> dict[str, Any]:
+    """The spec's `model` and `template` for a version served from a trained artifact."""
+    env = {**FAST_SERVER_ENV, **artifact.server_env()}
+    return {
+        "model": {
+            "name": "fraud-detector",
+            "version": version,
+            "uri": artifact.uri,
+            "sha256": artifact.sha256,
+        },
+        "template": {
+            "spec": {
+                "containers": [
+                    {
+                        "name": "server",
+                        "image": "ghcr.io/acme/modelrollout:0.1",
+                        "args": ["serve"],
+                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "env": [{"name": k, "value": v} for k, v in env.items()],
+                    }
+                ]
+            }
+        },
+    }
 
 
 class Demo:
@@ -67,6 +121,8 @@ class Demo:
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
         self.operator: subprocess.Popen[bytes] | None = None
+        self.prometheus = ""
+        self.models: dict[str, Artifact] = {}
 
     def cli(self, *args: str) -> str:
         result = subprocess.run(
@@ -102,7 +158,22 @@ class Demo:
 
     def pods(self) -> str:
         ready = self.ready_pods()
-        return ", ".join(f"v{v}: {c} ready" for v, c in sorted(ready.items())) or "no pods"
+        pods = ", ".join(f"v{v}: {c} ready" for v, c in sorted(ready.items())) or "no pods"
+        return f"{pods} | traffic {self.traffic()}"
+
+    def shares(self) -> dict[str, float]:
+        """Model version -> share of the Service's answers over the last seconds."""
+        try:
+            return dict(json.loads((STACK_DIR / "traffic.json").read_text())["shares"])
+        except (OSError, ValueError, KeyError):
+            return {}
+
+    def traffic(self) -> str:
+        shown = [
+            f"{'no endpoint' if v == NO_ENDPOINT else 'v' + v} {100 * s:.0f}%"
+            for v, s in self.shares().items()
+        ]
+        return " ".join(shown) or "starting"
 
     def follow(self, done: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
         """Prints each new status message until `done`; fails after the stage timeout."""
@@ -113,7 +184,8 @@ class Demo:
             line = (
                 f"{status.get('phase', 'Pending'):<11} {status.get('message', '')}  [{self.pods()}]"
             )
-            if line != last:
+            # Shares move a little on every poll; print when the rollout moves.
+            if line.split(" | traffic")[0] != last.split(" | traffic")[0]:
                 say("  " + line)
                 last = line
             if done(status):
@@ -137,11 +209,42 @@ class Demo:
         )  # fmt: skip
         (STATE / "operator.pid").write_text(str(self.operator.pid))
 
+    def start_stack(self) -> None:
+        """Prometheus, the pod runner and traffic, in the background (own session)."""
+        stop_stack()
+        shutil.rmtree(STACK_DIR, ignore_errors=True)
+        STACK_DIR.mkdir(parents=True)
+        port = free_port()
+        self.prometheus = f"http://127.0.0.1:{port}"
+        with (STATE / "stack.log").open("ab") as log:
+            stack = subprocess.Popen(
+                [sys.executable, "-m", "modelrollout.devenv.stack", "-n", NAMESPACE,
+                 "--service", NAME, "--workdir", str(STACK_DIR), "--prometheus-port", str(port),
+                 "--rate", "30", "--feedback-share", "0.3"],
+                stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
+                start_new_session=True,
+            )  # fmt: skip
+        (STATE / "stack.pid").write_text(str(stack.pid))
+        deadline = time.monotonic() + STAGE_TIMEOUT_SECONDS
+        while not _ready(self.prometheus):
+            if stack.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the serving stack did not start; see {STATE / 'stack.log'}")
+            time.sleep(0.3)
+
     def set_version(self, version: str) -> None:
         self.custom.patch_namespaced_custom_object(
             n.GROUP, n.VERSION, NAMESPACE, n.PLURAL, NAME,
-            {"spec": {"model": {"version": version}}},
+            {"spec": _served(version, self.models[STORY[version]])},
         )  # fmt: skip
+
+    def analysis(self, status: dict[str, Any]) -> str:
+        measured = status.get("analysis") or {}
+        return ", ".join(
+            f"{metric} {m.get('value'):.3g} ({m.get('threshold')})"
+            for metric, m in measured.items()
+            if m.get("value") is not None
+        )
 
     def play(self) -> None:
         say("installing the CRDs")
@@ -154,31 +257,44 @@ class Demo:
         self.cluster.kubectl(
             "delete", n.PLURAL, NAME, "-n", NAMESPACE, "--ignore-not-found", "--timeout=60s"
         )
+        say("training the models: v1 baseline tree, v2 better pipeline, v3 on stale data")
+        self.models = train_variants(STATE / "models", variants=sorted(set(STORY.values())))
+        for version, variant in STORY.items():
+            say(f"  v{version}: {variant}, held-out accuracy "
+                f"{self.models[variant].holdout_accuracy:.3f}")  # fmt: skip
+        say("starting Prometheus, a model server per pod, and 30 req/s of client traffic")
+        self.start_stack()
+        say(f"  Prometheus at {self.prometheus} (log: {STATE / 'stack.log'})")
 
         say("v1: first deployment of fraud-detector (4 replicas, canary strategy)")
         self.custom.create_namespaced_custom_object(
-            n.GROUP, n.VERSION, NAMESPACE, n.PLURAL, _manifest()
-        )
-        self.follow(lambda s: s.get("phase") == "Healthy", "v1 to be Healthy")
-
-        say("v2: a new model version; canary 25% -> pause 10s -> 50% -> pause until promote")
-        self.set_version("2")
-        self.follow(lambda s: s.get("reason") == "AwaitingPromotion", "v2 to reach the pause")
-        say("v2 looks good at 50%: `modelrollout promote fraud`")
-        print(self.cli("promote", NAME).strip())
+            n.GROUP, n.VERSION, NAMESPACE, n.PLURAL,
+            _manifest(self.prometheus, self.models[STORY["1"]]),
+        )  # fmt: skip
         self.follow(
-            lambda s: s.get("phase") == "Healthy" and s.get("stableVersion") == "2",
-            "v2 to be promoted",
+            # Its servers load for a few seconds after the pods are Ready.
+            lambda s: s.get("phase") == "Healthy" and self.shares().get("1", 0.0) > 0.95,
+            "v1 to be Healthy and answering",
         )
 
-        say("v3: another version; canary at 25%")
+        say("v2: a better model; canary 25% -> 50%, each step gated by error rate and drift")
+        self.set_version("2")
+        status = self.follow(
+            lambda s: s.get("phase") == "Healthy" and s.get("stableVersion") == "2",
+            "v2 to be promoted by its analysis",
+        )
+        say(f"v2 promoted on its measurements: {self.analysis(status)}")
+
+        say("v3: a model trained on stale data; live traffic looks drifted to it")
         self.set_version("3")
-        self.follow(lambda s: s.get("currentStep") == 1, "v3's first step")
-        say("v3 is suspect: `modelrollout abort fraud` sends all traffic back to v2 at once")
-        print(self.cli("abort", NAME).strip())
         status = self.follow(
             lambda s: s.get("phase") == "Degraded" and set(self.ready_pods()) == {"2"},
-            "all traffic back on v2",
+            "v3 to be rolled back",
+        )
+        rollback = status.get("lastRollback") or {}
+        say(
+            f"v3 rolled back automatically: {rollback.get('metric')} = "
+            f"{rollback.get('value', 0):.3g} ({rollback.get('threshold')}); all traffic on v2"
         )
         say(f"summary: stable v{status.get('stableVersion')}; {status.get('message')}")
         print()
@@ -190,10 +306,19 @@ class Demo:
             f"  export KUBECONFIG={kubeconfig}\n"
             f"  {self.cluster.tools.kubectl} get md,deploy,svc,pods -n {NAMESPACE}\n"
             f"  .venv/bin/modelrollout status {NAME} -n {NAMESPACE} --watch\n"
-            f"  .venv/bin/modelrollout retry {NAME} -n {NAMESPACE}    # roll v3 out again\n"
-            "Tear down:\n"
+            f"  {self.prometheus}/graph?g0.expr="
+            "sum+by+(model_version)+(rate(modelserver_requests_total[30s]))\n"
+            f"  cat {STACK_DIR / 'traffic.json'}   # what clients got, per version\n"
+            "Tear down (operator, model servers, traffic, Prometheus, cluster):\n"
             "  make demo-down"
         )
+
+
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/-/ready", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def stop_process_group(pid_file: Path) -> None:
@@ -202,8 +327,39 @@ def stop_process_group(pid_file: Path) -> None:
         os.killpg(int(pid_file.read_text()), signal.SIGTERM)
 
 
+def stop_stack() -> None:
+    """Stops the serving stack and waits until it has stopped its model servers
+    and Prometheus; SIGKILL to its group if it outlives the deadline."""
+    pid_file = STATE / "stack.pid"
+    if not pid_file.exists():
+        return
+    stop_process_group(pid_file)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    pid_file.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) counts as stopped.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
 def down() -> None:
-    """Stops the demo's operator, then the cluster."""
+    """Stops the serving stack (traffic, model servers, Prometheus), the demo's
+    operator, then the cluster."""
+    if (STATE / "stack.pid").exists():
+        stop_stack()
+        say("model servers, traffic and Prometheus stopped")
     pid_file = STATE / "operator.pid"
     if pid_file.exists():
         stop_process_group(pid_file)
@@ -219,7 +375,11 @@ def main() -> int:
     cluster = local_cluster()
     say("starting the local cluster (first run builds its binaries from Go modules)")
     cluster.up()
-    Demo(cluster).play()
+    try:
+        Demo(cluster).play()
+    except KeyboardInterrupt:
+        print("\ninterrupted; the operator and the serving stack still run: `make demo-down`")
+        return 130
     return 0
 
 
