@@ -16,20 +16,11 @@ from types import FrameType
 from kubernetes import client, config
 
 from modelrollout.devenv.cluster import LocalCluster, local_cluster
+from modelrollout.devenv.processes import pid_alive
 from modelrollout.devenv.tools import REPO_ROOT
 
 TEST_CLUSTER_PREFIX = "modelrollout-test-"
 TEST_WORKDIR = REPO_ROOT / ".local" / "kwok-test"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_orphaned_clusters() -> None:
@@ -40,7 +31,7 @@ def remove_orphaned_clusters() -> None:
         return
     for directory in clusters.iterdir():
         suffix = directory.name.removeprefix(TEST_CLUSTER_PREFIX)
-        if suffix.isdigit() and not _pid_alive(int(suffix)):
+        if suffix.isdigit() and not pid_alive(int(suffix)):
             local_cluster(directory.name, TEST_WORKDIR).down(log=lambda _m: None)
 
 

@@ -32,6 +32,7 @@ from kubernetes import client, config
 from modelrollout.api import names as n
 from modelrollout.devenv.cluster import LocalCluster, local_cluster
 from modelrollout.devenv.ports import free_port
+from modelrollout.devenv.processes import pid_alive, signal_group
 from modelrollout.devenv.stack import (
     DRIFT_QUERY,
     FAST_SERVER_ENV,
@@ -323,8 +324,8 @@ def _ready(url: str) -> bool:
 
 def stop_process_group(pid_file: Path) -> None:
     """Stops the process (and its children) whose group id `pid_file` holds."""
-    with contextlib.suppress(ProcessLookupError, ValueError):
-        os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+    with contextlib.suppress(ValueError):
+        signal_group(int(pid_file.read_text()), signal.SIGTERM)
 
 
 def stop_stack() -> None:
@@ -336,22 +337,11 @@ def stop_stack() -> None:
     stop_process_group(pid_file)
     pid = int(pid_file.read_text())
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+    if pid_alive(pid):
+        signal_group(pid, signal.SIGKILL)
     pid_file.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) counts as stopped.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
 
 
 def down() -> None:

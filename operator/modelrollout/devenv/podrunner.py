@@ -50,6 +50,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api import names as n
 from modelrollout.devenv.ports import free_port
+from modelrollout.devenv.processes import signal_group
 
 log = logging.getLogger("modelrollout.devenv.podrunner")
 
@@ -376,19 +377,14 @@ def _answers_ready(address: str) -> bool:
 def stop_servers(servers: Sequence[Server], grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM to every server's group at once, then SIGKILL what outlives the grace."""
     for server in servers:
-        _signal_group(server.process, signal.SIGTERM)
+        signal_group(server.process.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for server in servers:
         try:
             server.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            _signal_group(server.process, signal.SIGKILL)
+            signal_group(server.process.pid, signal.SIGKILL)
             server.process.wait()
-
-
-def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signum)
 
 
 @contextlib.contextmanager
