@@ -4,38 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from modelrollout.devenv.ports import free_port
+from support.waiting import wait_for
+
 CLI = str(Path(sys.executable).with_name("modelrollout"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll until `condition` returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def http(
@@ -113,7 +95,7 @@ def running_server(
             except OSError:
                 return False
 
-        wait_for(ready, 60, "the model server to become ready")
+        wait_for(ready, timeout=60, what="the model server to become ready", interval=0.05)
         yield server
     finally:
         process.terminate()

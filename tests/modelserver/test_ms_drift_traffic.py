@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ms_helpers import Server, label, metric_samples, running_server, wait_for
+from ms_helpers import Server, label, metric_samples, running_server
 
 from modelserver.loadgen import LoadConfig, run
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,9 @@ def psi_after_full_window(server: Server) -> dict[str, float]:
         samples = metric_samples(text, "modelserver_feature_drift_psi")
         return {key.split('feature="')[1].split('"')[0]: v for key, v in samples.items()}
 
-    return wait_for(evaluated, 30, "a drift evaluation over the full window")
+    return wait_for(
+        evaluated, timeout=30, what="a drift evaluation over the full window", interval=0.05
+    )
 
 
 @pytest.fixture

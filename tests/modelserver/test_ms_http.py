@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 import skops.io
-from ms_helpers import CLI, Server, free_port, http, label, metric_samples, running_server, v2_body
+from ms_helpers import CLI, Server, http, label, metric_samples, running_server, v2_body
+
+from modelrollout.devenv.ports import free_port
 
 pytestmark = pytest.mark.integration
 
