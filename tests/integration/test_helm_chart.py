@@ -18,6 +18,7 @@ import base64
 import filecmp
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -46,6 +47,7 @@ from support.waiting import wait_for
 
 CHART = REPO_ROOT / "charts" / "modelrollout"
 QUERY = f'max({QUALITY}{{model_version="{{{{ version }}}}"}})'
+RBAC_DENIAL = re.compile(r"cannot \S+ resource")
 
 
 def helm(kube: ClusterUnderTest, *args: str) -> str:
@@ -412,7 +414,11 @@ def test_cluster_wide_install_rolls_out_with_the_charts_serviceaccount(
                 print(f"--- operator log ---\n{operator.log()[-20000:]}")
                 raise
             log = operator.log()
-        assert "403" not in log and "Forbidden" not in log, log[-6000:]
+        # Cluster-wide, the operator also sees other tests' namespaces being
+        # deleted, whose refusals are 403s too; a missing grant reads
+        # `User "system:serviceaccount:..." cannot <verb> resource ...`.
+        denials = [line for line in log.splitlines() if RBAC_DENIAL.search(line)]
+        assert not denials, denials
         sa = config.new_client_from_config(config_file=str(kubeconfig))
         try:
             sa_core, sa_apps = client.CoreV1Api(sa), client.AppsV1Api(sa)

@@ -29,6 +29,7 @@ from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner
 from modelrollout.handlers.analysis import measure_analysis
 from modelrollout.handlers.notify import notify
+from modelrollout.kube.errors import namespace_terminating
 from modelrollout.kube.executor import Executor
 from modelrollout.kube.observer import observe
 from modelrollout.rollout import MetricVerdict, Plan, invalid_spec, plan, spec_problems
@@ -46,7 +47,8 @@ class Outcome:
 
 
 def reconcile(api: client.ApiClient, namespace: str, name: str) -> Outcome | None:
-    """Reconciles the object as the API server has it now; None once it is gone.
+    """Reconciles the object as the API server has it now; None once it is gone
+    (or its namespace is being deleted).
 
     A fresh read each time (rather than Kopf's cached body) means the plan always
     starts from the status this operator last wrote, never from a stale copy.
@@ -64,7 +66,15 @@ def reconcile(api: client.ApiClient, namespace: str, name: str) -> Outcome | Non
         raise
     if body.get("metadata", {}).get("deletionTimestamp"):
         return None  # garbage collection removes what it owns
-    return reconcile_object(api, body, datetime.now(UTC))
+    try:
+        return reconcile_object(api, body, datetime.now(UTC))
+    except ApiException as error:
+        if not namespace_terminating(error):
+            raise
+        # Nothing can be created there any more, and the namespace's deletion
+        # removes this object too: retrying would only fill the log with 403s.
+        logger.info("%s/%s: namespace is being deleted; stopped acting on it", namespace, name)
+        return None
 
 
 def reconcile_object(api: client.ApiClient, body: Mapping[str, Any], now: datetime) -> Outcome:
