@@ -62,6 +62,25 @@ def _deployment(name: str, replicas: int) -> client.V1Deployment:
     )
 
 
+def test_the_service_range_holds_more_than_a_few_dozen_model_deployments(
+    kube: ClusterUnderTest, namespace: str
+) -> None:
+    # Each ModelDeployment owns 3 ClusterIP Services; kube-apiserver's default
+    # range (a /24) ran out at 84 of them.
+    core = client.CoreV1Api(kube.api)
+    services = 300
+    for index in range(services):
+        core.create_namespaced_service(
+            namespace,
+            client.V1Service(
+                metadata=client.V1ObjectMeta(name=f"svc-{index}"),
+                spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)]),
+            ),
+        )
+    addresses = {s.spec.cluster_ip for s in core.list_namespaced_service(namespace).items}
+    assert len(addresses) == services
+
+
 def _ready_replicas(apps: client.AppsV1Api, name: str, namespace: str) -> int:
     status = apps.read_namespaced_deployment(name, namespace).status
     return status.ready_replicas or 0

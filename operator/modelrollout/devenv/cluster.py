@@ -26,6 +26,7 @@ from modelrollout.devenv.tools import REPO_ROOT, ClusterTools, ensure_tools, pin
 
 DEFAULT_NAME = "modelrollout"
 DEFAULT_WORKDIR = REPO_ROOT / ".local" / "kwok"
+SERVICE_CIDR = "10.96.0.0/12"
 # Three nodes: enough to see pods spread and a rollout keep capacity while one
 # revision scales down; each simulated node costs almost nothing.
 DEFAULT_NODES = 3
@@ -49,6 +50,9 @@ class LocalCluster:
     name: str
     workdir: Path
     tools: ClusterTools
+    # The controller-manager's and scheduler's API rate limit; None keeps their
+    # defaults (20 and 50 queries/s), which pace a thousand Deployments.
+    controllers_qps: int | None = None
 
     @property
     def directory(self) -> Path:
@@ -156,7 +160,28 @@ class LocalCluster:
                 "etcdBinary": str(self.tools.path("etcd")),
                 "kubectlBinary": str(self.tools.kubectl),
             },
+            # kube-apiserver's built-in default is a /24: 254 Service IPs, used up
+            # by 84 ModelDeployments (3 Services each). kubeadm's range instead.
+            "componentsPatches": [
+                {
+                    "name": "kube-apiserver",
+                    "extraArgs": [{"key": "service-cluster-ip-range", "value": SERVICE_CIDR}],
+                },
+                *self._rate_limit_patches(),
+            ],
         }
+
+    def _rate_limit_patches(self) -> list[dict[str, object]]:
+        if self.controllers_qps is None:
+            return []
+        limits = [
+            {"key": "kube-api-qps", "value": str(self.controllers_qps)},
+            {"key": "kube-api-burst", "value": str(2 * self.controllers_qps)},
+        ]
+        return [
+            {"name": component, "extraArgs": limits}
+            for component in ("kube-controller-manager", "kube-scheduler")
+        ]
 
     def wait_usable(self, nodes: int) -> None:
         """Waits until nodes are Ready and pods can be admitted in `default`."""
@@ -229,8 +254,12 @@ def _entry(config: dict[str, Any], section: str, name: str) -> dict[str, Any]:
     raise KeyError(f"no {kind} named {name!r}")
 
 
-def local_cluster(name: str = DEFAULT_NAME, workdir: Path = DEFAULT_WORKDIR) -> LocalCluster:
-    return LocalCluster(name=name, workdir=workdir, tools=ensure_tools())
+def local_cluster(
+    name: str = DEFAULT_NAME, workdir: Path = DEFAULT_WORKDIR, controllers_qps: int | None = None
+) -> LocalCluster:
+    return LocalCluster(
+        name=name, workdir=workdir, tools=ensure_tools(), controllers_qps=controllers_qps
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
