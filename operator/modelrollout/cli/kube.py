@@ -73,6 +73,26 @@ class Session:
         except ApiException as error:
             raise explain(error, "patch", name, self.namespace) from None
 
+    def replicas(self, name: str) -> dict[str, tuple[int, int]]:
+        """revision -> (ready, wanted) of each Deployment of `name`; {} when unreadable."""
+        try:
+            deployments = (
+                client.AppsV1Api(self.api)
+                .list_namespaced_deployment(
+                    self.namespace, label_selector=f"{n.LABEL_DEPLOYMENT}={name}"
+                )
+                .items
+            )
+        except ApiException:
+            return {}  # pod counts are a courtesy, like events
+        replicas: dict[str, tuple[int, int]] = {}
+        for d in deployments:
+            labels = (d.metadata.labels if d.metadata else None) or {}
+            ready = (d.status.ready_replicas if d.status else None) or 0
+            wanted = (d.spec.replicas if d.spec else None) or 0
+            replicas[labels.get(n.LABEL_REVISION, "")] = (ready, wanted)
+        return replicas
+
     def events(self, name: str, limit: int) -> list[client.CoreV1Event]:
         try:
             events = (

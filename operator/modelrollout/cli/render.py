@@ -58,6 +58,7 @@ def status_lines(
         f"Model:     {spec.model.name}  spec version {spec.model.version}",
         f"Phase:     {status.phase or 'Pending'}"
         + (f"  ({status.reason})" if status.reason else ""),
+        *_generation_lines(meta, status),
         f"Message:   {status.message or '-'}",
         f"Strategy:  {strategy}",
         revision_line("Stable:", status.stable_revision, status.stable_version, replicas),
@@ -94,6 +95,20 @@ def status_lines(
         lines.append("Events:")
         lines += [f"  {kind:<8} {reason:<20} {message}" for kind, reason, message in events]
     return lines
+
+
+def _generation_lines(meta: Mapping[str, Any], status: ModelDeploymentStatus) -> list[str]:
+    """A warning when status describes an older spec than the object's."""
+    generation = meta.get("generation")
+    observed = status.observed_generation
+    if generation is None or observed == generation:
+        return []
+    if observed is None:
+        return ["Observed:  the operator has not acted on this object yet"]
+    return [
+        f"Observed:  spec generation {generation} not acted on yet "
+        f"(phase and message are for generation {observed})"
+    ]
 
 
 def list_lines(rows: Sequence[tuple[str, ModelDeploymentStatus]]) -> list[str]:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from modelrollout.api import SpecError, parse_object, parse_status
-from modelrollout.api import names as n
 from modelrollout.cli.kube import CliError, Session, add_target_arguments, connect
 from modelrollout.cli.render import TERMINAL_PHASES, history_lines, list_lines, status_lines
 
@@ -52,38 +49,57 @@ def _guarded(view: Any) -> Any:
     return run
 
 
-def _replicas(session: Session, name: str) -> dict[str, tuple[int, int]]:
-    try:
-        deployments = (
-            client.AppsV1Api(session.api)
-            .list_namespaced_deployment(
-                session.namespace, label_selector=f"{n.LABEL_DEPLOYMENT}={name}"
-            )
-            .items
-        )
-    except ApiException:
-        return {}
-    replicas: dict[str, tuple[int, int]] = {}
-    for d in deployments:
-        labels = (d.metadata.labels if d.metadata else None) or {}
-        ready = (d.status.ready_replicas if d.status else None) or 0
-        wanted = (d.spec.replicas if d.spec else None) or 0
-        replicas[labels.get(n.LABEL_REVISION, "")] = (ready, wanted)
-    return replicas
-
-
-def _draw(session: Session, name: str) -> str | None:
+def _draw(session: Session, name: str) -> dict[str, Any]:
+    """Prints the status view of `name`; returns the object it was drawn from."""
     body = session.get(name)
     try:
         spec, status = parse_object(body)
     except SpecError as error:
         print(f"modeldeployment {name!r} cannot be read: {error}")
-        return None
+        return body
     events = [
         (e.type or "", e.reason or "", e.message or "") for e in session.events(name, EVENTS_SHOWN)
     ]
-    print("\n".join(status_lines(body, spec, status, _replicas(session, name), events)))
-    return status.phase
+    print("\n".join(status_lines(body, spec, status, session.replicas(name), events)))
+    return body
+
+
+def watch_outcome(body: Mapping[str, Any]) -> int | None:
+    """The exit code of `status --watch` for this object: 0 once Healthy, 1 once
+    Degraded, None to keep watching.
+
+    Only a status written for the object's current generation counts: right
+    after a spec change the status still describes the previous spec (Healthy,
+    say) until the operator has acted on the new one.
+    """
+    try:
+        status = parse_status(body.get("status"))
+    except SpecError:
+        return None
+    generation = (body.get("metadata") or {}).get("generation")
+    if generation is not None and status.observed_generation != generation:
+        return None
+    if status.phase not in TERMINAL_PHASES:
+        return None
+    return 0 if status.phase == "Healthy" else 1
+
+
+def watch(
+    session: Session,
+    name: str,
+    *,
+    interval: float = WATCH_INTERVAL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Redraws `name` every `interval` seconds until watch_outcome() decides."""
+    while True:
+        if sys.stdout.isatty():
+            print("\033[H\033[2J", end="")
+        outcome = watch_outcome(_draw(session, name))
+        if outcome is not None:
+            return outcome
+        print(f"\n(watching; redraws every {interval:.0f} s, Ctrl-C to stop)", flush=True)
+        sleep(interval)
 
 
 @_guarded
@@ -92,17 +108,7 @@ def show_status(args: argparse.Namespace) -> int:
     if not args.watch:
         _draw(session, args.name)
         return 0
-    while True:
-        if sys.stdout.isatty():
-            print("\033[H\033[2J", end="")
-        phase = _draw(session, args.name)
-        if phase in TERMINAL_PHASES:
-            return 0 if phase == "Healthy" else 1
-        print(
-            f"\n(watching; redraws every {WATCH_INTERVAL_SECONDS:.0f} s, Ctrl-C to stop)",
-            flush=True,
-        )
-        time.sleep(WATCH_INTERVAL_SECONDS)
+    return watch(session, args.name)
 
 
 @_guarded
