@@ -4,6 +4,7 @@ objects in, lines out, so what users read is unit-tested."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from modelrollout.api import (
@@ -12,6 +13,9 @@ from modelrollout.api import (
     format_seconds,
     parse_duration,
 )
+from modelrollout.api import names as n
+from modelrollout.rollout.bluegreen import PREVIEW_STARTING, PREVIEWING, SCALING_UP
+from modelrollout.rollout.gating import stamp
 
 TERMINAL_PHASES = ("Healthy", "Degraded")
 
@@ -31,6 +35,97 @@ def step_lines(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> list
         else:
             what = "pause (until promote)"
         lines.append(f"  {marker} {index + 1}. {what}")
+    return lines
+
+
+def _pods(count: int) -> str:
+    return f"{count} replica" + ("" if count == 1 else "s")
+
+
+def _progress(revision: str, replicas: Mapping[str, tuple[int, int]]) -> str:
+    ready, wanted = replicas.get(revision, (0, 0))
+    return f" ({ready}/{wanted} ready)"
+
+
+def bluegreen_lines(
+    name: str,
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    replicas: Mapping[str, tuple[int, int]],
+) -> list[str]:
+    """The blue/green stages, the current one marked: while a rollout runs, and
+    after the switch while the old revision waits for its scale-down.
+
+    A stage number this plugin does not know (a newer operator's) is shown as the
+    operator's reason rather than guessed at.
+    """
+    strategy = spec.strategy.blue_green
+    if strategy is None:
+        return []
+    in_flight = status.rollout_in_flight
+    green = status.canary_revision if in_flight else None
+    blue = status.stable_revision
+    pending = {p.revision: p.not_before for p in status.pending_scale_downs}
+    # After the switch (old revision still up) the stages are about the one now serving.
+    switched_to = blue if not in_flight and pending else None
+    new = green or switched_to or "the new revision"
+    old = blue or "the old revision"
+    step = (status.current_step or PREVIEW_STARTING) if in_flight else None
+
+    preview = (
+        f"preview: {_pods(strategy.preview_replicas)} of {new} "
+        f"behind {n.preview_service_name(name)}"
+    )
+    if green and step == PREVIEW_STARTING:
+        preview += _progress(green, replicas)
+    wait = strategy.auto_promotion_seconds
+    if wait is None:
+        promotion = "awaiting promotion (`promote` to switch traffic)"
+    elif step == PREVIEWING and status.step_started_at is not None:
+        ends = status.step_started_at + timedelta(seconds=wait)
+        if status.paused_at is not None:
+            left = max((ends - status.paused_at).total_seconds(), 0.0)
+            promotion = (
+                f"auto-promotion timer frozen with {format_seconds(round(left))} left "
+                "(paused; `resume`)"
+            )
+        else:
+            promotion = f"auto-promotion at {stamp(ends)}"
+    else:
+        promotion = f"auto-promotion {format_seconds(wait)} after the preview is ready"
+    scale_up = f"scale {new} to {_pods(spec.replicas)} before the switch"
+    if green and step == SCALING_UP:
+        scale_up += _progress(green, replicas)
+    switched = None
+    if switched_to is not None:
+        promoted = next((h.promoted_at for h in status.history if h.revision == switched_to), None)
+        switched = f"switched {name} to {switched_to}" + (
+            f" at {stamp(promoted)}" if promoted else ""
+        )
+    switch = switched or f"switch {name} to {new}"
+    waiting = [f"scale down {rev} at {stamp(at)}" for rev, at in sorted(pending.items())]
+    delay = strategy.scale_down_delay_seconds
+    scale_down = (
+        "; ".join(waiting)
+        if waiting
+        else f"scale down {old} "
+        + (f"{format_seconds(delay)} after the switch" if delay else "at the switch")
+    )
+    stages = [preview, promotion, scale_up, switch, scale_down]
+
+    known = {PREVIEW_STARTING: 0, PREVIEWING: 1, SCALING_UP: 2}
+    if step is not None:
+        current: int | None = known.get(step)
+    elif switched is not None:
+        current = len(stages) - 1
+    else:
+        current = None
+    lines = [
+        f"  {'->' if index == current else '  '} {index + 1}. {what}"
+        for index, what in enumerate(stages)
+    ]
+    if step is not None and current is None:
+        lines.append(f"  -> stage {step}: {status.reason or 'unknown'} (see Message)")
     return lines
 
 
@@ -62,12 +157,21 @@ def status_lines(
         f"Message:   {status.message or '-'}",
         f"Strategy:  {strategy}",
         revision_line("Stable:", status.stable_revision, status.stable_version, replicas),
-        revision_line("Canary:", status.canary_revision, status.canary_version, replicas),
-        f"Weight:    {status.canary_weight}% on the canary",
+        revision_line(
+            "Canary:" if spec.strategy.canary else "New:",
+            status.canary_revision,
+            status.canary_version,
+            replicas,
+        ),
     ]
+    if spec.strategy.canary:  # blue/green has no weight: its stages say where traffic goes
+        lines.append(f"Weight:    {status.canary_weight}% on the canary")
     steps = step_lines(spec, status)
     if steps:
         lines += ["Steps:", *steps]
+    stages = bluegreen_lines(meta["name"], spec, status, replicas)
+    if stages:
+        lines += ["Stages:", *stages]
     if status.analysis:
         lines.append("Analysis:")
         for metric, result in sorted(status.analysis.items()):

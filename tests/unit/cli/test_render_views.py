@@ -1,0 +1,274 @@
+"""What `status`, `list` and `history` print: the canary steps with the current one
+marked, the blue/green stages, the history table and the list table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from modelrollout.api import (
+    HistoryEntry,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    PendingScaleDown,
+    parse_spec,
+)
+from modelrollout.cli.render import (
+    bluegreen_lines,
+    history_lines,
+    list_lines,
+    status_lines,
+    step_lines,
+)
+
+pytestmark = pytest.mark.unit
+
+AT = datetime(2025, 6, 1, 12, tzinfo=UTC)
+
+
+def spec(strategy: dict[str, Any], replicas: int = 4) -> ModelDeploymentSpec:
+    return parse_spec(
+        {
+            "replicas": replicas,
+            "model": {"name": "m", "version": "2"},
+            "template": {"spec": {"containers": [{"name": "s", "image": "i"}]}},
+            "strategy": strategy,
+        }
+    )
+
+
+CANARY = spec(
+    {
+        "canary": {
+            "steps": [
+                {"setWeight": 25},
+                {"pause": {"duration": "90s"}},
+                {"setWeight": 50},
+                {"pause": {"duration": "2m"}},
+                {"pause": {}},
+            ]
+        }
+    }
+)
+CANARY_STEPS = [
+    "1. setWeight 25%",
+    "2. pause 90s",
+    "3. setWeight 50%",
+    "4. pause 2m",
+    "5. pause (until promote)",
+]
+
+
+def rolling(step: int | None, **fields: Any) -> ModelDeploymentStatus:
+    base: dict[str, Any] = {
+        "phase": "Progressing",
+        "stable_revision": "blue1",
+        "stable_version": "1",
+        "canary_revision": "green2",
+        "canary_version": "2",
+        "current_step": step,
+    }
+    return ModelDeploymentStatus(**{**base, **fields})
+
+
+def marked(lines: list[str]) -> list[str]:
+    """The lines carrying the current-stage marker, without it."""
+    return [line.strip().removeprefix("-> ") for line in lines if line.strip().startswith("->")]
+
+
+@pytest.mark.parametrize(
+    ("status", "current"),
+    [
+        pytest.param(ModelDeploymentStatus(phase="Healthy"), None, id="idle: nothing marked"),
+        pytest.param(
+            ModelDeploymentStatus(phase="Healthy", current_step=2),
+            None,
+            id="a leftover step index without a rollout is not marked",
+        ),
+        pytest.param(rolling(0), "1. setWeight 25%", id="first step"),
+        pytest.param(rolling(1), "2. pause 90s", id="timed pause"),
+        pytest.param(rolling(4), "5. pause (until promote)", id="indefinite pause"),
+        pytest.param(rolling(5), None, id="all steps done: promoting"),
+        pytest.param(rolling(None), None, id="rollout without a step yet"),
+    ],
+)
+def test_canary_steps_mark_the_current_one(
+    status: ModelDeploymentStatus, current: str | None
+) -> None:
+    lines = step_lines(CANARY, status)
+    assert [line.strip().removeprefix("-> ") for line in lines] == CANARY_STEPS
+    assert marked(lines) == ([current] if current else [])
+
+
+def test_blue_green_has_no_canary_steps() -> None:
+    assert step_lines(spec({"blueGreen": {}}), rolling(1)) == []
+
+
+def test_canary_has_no_blue_green_stages() -> None:
+    assert bluegreen_lines("fraud", CANARY, rolling(1), {}) == []
+
+
+MANUAL = spec({"blueGreen": {"previewReplicas": 1, "scaleDownDelaySeconds": 30}}, replicas=3)
+AUTO = spec(
+    {"blueGreen": {"previewReplicas": 2, "autoPromotionSeconds": 120, "scaleDownDelaySeconds": 0}},
+    replicas=3,
+)
+SWITCHED = ModelDeploymentStatus(
+    phase="Healthy",
+    stable_revision="green2",
+    stable_version="2",
+    history=(
+        HistoryEntry(number=2, revision="green2", version="2", promoted_at=AT),
+        HistoryEntry(number=1, revision="blue1", version="1", promoted_at=AT - timedelta(days=1)),
+    ),
+    pending_scale_downs=(
+        PendingScaleDown(revision="blue1", not_before=AT + timedelta(seconds=30)),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("bg", "status", "replicas", "current", "also"),
+    [
+        pytest.param(
+            MANUAL, rolling(0), {"green2": (0, 1), "blue1": (3, 3)},
+            "1. preview: 1 replica of green2 behind fraud-preview (0/1 ready)",
+            ["2. awaiting promotion (`promote` to switch traffic)",
+             "3. scale green2 to 3 replicas before the switch",
+             "4. switch fraud to green2",
+             "5. scale down blue1 30s after the switch"],
+            id="preview starting",
+        ),
+        pytest.param(
+            MANUAL, rolling(1, phase="Paused", step_started_at=AT), {"green2": (1, 1)},
+            "2. awaiting promotion (`promote` to switch traffic)",
+            ["1. preview: 1 replica of green2 behind fraud-preview"],
+            id="preview ready, waiting for promote",
+        ),
+        pytest.param(
+            AUTO, rolling(1, step_started_at=AT), {"green2": (2, 2)},
+            "2. auto-promotion at 2025-06-01T12:02:00Z",
+            ["1. preview: 2 replicas of green2 behind fraud-preview",
+             "5. scale down blue1 at the switch"],
+            id="auto-promotion time",
+        ),
+        pytest.param(
+            AUTO,
+            rolling(1, phase="Paused", step_started_at=AT, paused_at=AT + timedelta(seconds=30)),
+            {},
+            "2. auto-promotion timer frozen with 90s left (paused; `resume`)",
+            [],
+            id="paused: the timer is frozen",
+        ),
+        pytest.param(
+            AUTO, rolling(0), {},
+            "1. preview: 2 replicas of green2 behind fraud-preview (0/0 ready)",
+            ["2. auto-promotion 2m after the preview is ready"],
+            id="auto-promotion not started before the preview is ready",
+        ),
+        pytest.param(
+            MANUAL, rolling(2), {"green2": (2, 3)},
+            "3. scale green2 to 3 replicas before the switch (2/3 ready)",
+            [],
+            id="scaling to full",
+        ),
+        pytest.param(
+            MANUAL, SWITCHED, {"green2": (3, 3), "blue1": (3, 3)},
+            "5. scale down blue1 at 2025-06-01T12:00:30Z",
+            ["1. preview: 1 replica of green2 behind fraud-preview",
+             "4. switched fraud to green2 at 2025-06-01T12:00:00Z"],
+            id="switched; the old revision waits for its scale-down",
+        ),
+    ],
+)  # fmt: skip
+def test_blue_green_stages(
+    bg: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    replicas: dict[str, tuple[int, int]],
+    current: str,
+    also: list[str],
+) -> None:
+    lines = bluegreen_lines("fraud", bg, status, replicas)
+    assert len(lines) == 5
+    assert marked(lines) == [current]
+    for line in also:
+        assert any(shown.strip() == line for shown in lines), (line, lines)
+
+
+def test_blue_green_idle_lists_the_stages_unmarked() -> None:
+    idle = ModelDeploymentStatus(phase="Healthy", stable_revision="blue1", stable_version="1")
+    lines = bluegreen_lines("fraud", MANUAL, idle, {})
+    assert marked(lines) == []
+    assert lines[0].strip() == "1. preview: 1 replica of the new revision behind fraud-preview"
+    assert lines[3].strip() == "4. switch fraud to the new revision"
+
+
+def test_a_blue_green_stage_this_plugin_does_not_know_shows_the_operators_reason() -> None:
+    # A newer operator's stage (say, analysis after the switch) and a status field
+    # this version has never heard of.
+    status = ModelDeploymentStatus.model_validate(
+        {
+            "phase": "Progressing",
+            "stableRevision": "blue1",
+            "canaryRevision": "green2",
+            "canaryVersion": "2",
+            "currentStep": 3,
+            "reason": "PostSwitchAnalysis",
+            "postSwitch": {"until": "2025-06-01T12:05:00Z"},
+        }
+    )
+    lines = bluegreen_lines("fraud", MANUAL, status, {})
+    assert marked(lines) == ["stage 3: PostSwitchAnalysis (see Message)"]
+    assert len(lines) == 6
+
+
+def test_status_shows_blue_green_stages_and_a_spec_the_operator_has_not_seen() -> None:
+    body = {"metadata": {"name": "fraud", "namespace": "ml", "generation": 4}}
+    status = rolling(1, phase="Paused", observed_generation=3, step_started_at=AT)
+    text = "\n".join(status_lines(body, MANUAL, status, {}, []))
+    assert "Stages:\n" in text and "-> 2. awaiting promotion" in text
+    assert "Steps:" not in text and "Weight:" not in text, "blue/green has no weight"
+    assert "New:       green2  version 2" in text
+    assert "spec generation 4 not acted on yet (phase and message are for generation 3)" in text
+    current = {"metadata": {**body["metadata"], "generation": 3}}
+    assert "Observed:" not in "\n".join(status_lines(current, MANUAL, status, {}, []))
+
+
+def test_history_lists_revisions_newest_first_and_marks_the_serving_one() -> None:
+    status = ModelDeploymentStatus(
+        stable_revision="aaa111",
+        history=(
+            HistoryEntry(number=3, revision="aaa111", version="1", promoted_at=AT, source="Undo"),
+            HistoryEntry(
+                number=2, revision="bbb222", version="2", promoted_at=AT - timedelta(hours=1)
+            ),
+            HistoryEntry(
+                number=1, revision="aaa111", version="1", promoted_at=AT - timedelta(hours=2)
+            ),
+        ),
+    )
+    header, *rows = history_lines(status)
+    assert header.split() == ["REVISION", "HASH", "VERSION", "SOURCE", "PROMOTED"]
+    assert [row.split() for row in rows] == [
+        ["3", "aaa111", "1", "Undo", "2025-06-01", "12:00:00", "(serving)"],
+        ["2", "bbb222", "2", "Spec", "2025-06-01", "11:00:00"],
+        ["1", "aaa111", "1", "Spec", "2025-06-01", "10:00:00", "(serving)"],
+    ]
+
+
+def test_list_shows_each_object_and_fills_what_status_lacks() -> None:
+    rows = [
+        ("fraud", rolling(1, canary_weight=25, message="step 2/4: pause")),
+        ("penguins", ModelDeploymentStatus(phase="Healthy", stable_version="7")),
+        ("new", ModelDeploymentStatus()),
+    ]
+    header, *lines = list_lines(rows)
+    assert header.split() == ["NAME", "PHASE", "STABLE", "CANARY", "WEIGHT", "MESSAGE"]
+    assert [line.split(maxsplit=5) for line in lines] == [
+        ["fraud", "Progressing", "1", "2", "25%", "step 2/4: pause"],
+        ["penguins", "Healthy", "7", "-", "0%"],
+        ["new", "Pending", "-", "-", "0%"],
+    ]
+    assert list_lines([]) == [header]
