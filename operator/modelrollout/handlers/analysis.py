@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from modelrollout.kube.secrets import SecretUnavailableError, secret_text, secret_value
 from modelrollout.metrics import PrometheusMetricProvider, QueryContext, due, measure
 from modelrollout.metrics.prometheus import ca_bundle_file
+from modelrollout.rollout import bluegreen
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -35,7 +36,7 @@ def measure_analysis(
     """Verdicts of the checks due now ({} when none is); never raises for a
     failed measurement, only for a failed Kubernetes call."""
     analysis = spec.analysis
-    plan = due(analysis, status, now)
+    plan = due(analysis, status, now, comparisons=not bluegreen.switched(spec, status))
     if analysis is None or plan is None:
         return {}
     stable_revision, stable_version = status.stable_revision or "", status.stable_version or ""

@@ -174,13 +174,20 @@ def build_registry(
 
 
 def _report(body: kopf.Body, outcome: Outcome) -> None:
-    for event in outcome.plan.events:
+    plan = outcome.plan
+    for event in plan.events:
         if event.type == "Warning":
             kopf.warn(body, reason=event.reason, message=event.message)
         else:
             kopf.info(body, reason=event.reason, message=event.message)
+    reason = plan.reason
+    if plan.reason_changed and reason.reason not in {event.reason for event in plan.events}:
+        # Every decision's reason reaches `kubectl describe`, not only transitions.
+        if plan.new_status.phase == "Degraded" or reason.reason.startswith("Analysis"):
+            kopf.warn(body, reason=reason.reason, message=reason.message)
+        else:
+            kopf.info(body, reason=reason.reason, message=reason.message)
     if outcome.status_written:
-        reason = outcome.plan.reason
         _log.info(
             "%s/%s %s: %s", body.meta.namespace, body.meta.name, reason.reason, reason.message
         )

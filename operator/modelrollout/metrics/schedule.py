@@ -5,8 +5,9 @@ writes), so measuring each time would hammer Prometheus and, worse, count
 several measurements per interval. A check is due when its last measurement
 (status.analysis[name].measuredAt) is an interval old, or there is none for the
 revision now judged. What is judged: during a rollout, the new revision (every
-metric and the webhook; nothing during `undo`, which is not analysed); while
-Healthy, the stable revision (the drift watch: metrics without compareTo).
+metric and the webhook; after a blue/green switch, `comparisons=False`, not the
+compareTo metrics; nothing during `undo`, which is not analysed); while Healthy,
+the stable revision (the drift watch: metrics without compareTo).
 Otherwise nothing: Degraded or Progressing without a rollout has nothing to gate.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import WEBHOOK_CHECK
+from modelrollout.rollout import analysis as core
 from modelrollout.rollout.drift import watched
 
 if TYPE_CHECKING:
@@ -33,16 +34,20 @@ class Due:
     rollout: bool
 
 
-def due(analysis: Analysis | None, status: ModelDeploymentStatus, now: datetime) -> Due | None:
+def due(
+    analysis: Analysis | None,
+    status: ModelDeploymentStatus,
+    now: datetime,
+    *,
+    comparisons: bool = True,
+) -> Due | None:
     if analysis is None or not analysis.configured:
         return None
     if status.rollout_in_flight:
         if status.rollout_source == "Undo" or status.canary_revision is None:
             return None
         revision, rollout = status.canary_revision, True
-        names = [m.name for m in analysis.metrics]
-        if analysis.webhook is not None:
-            names.append(WEBHOOK_CHECK)
+        names = list(core.checks(analysis, gating_only=False, comparisons=comparisons))
     elif status.phase == "Healthy" and status.stable_revision is not None:
         revision, rollout = status.stable_revision, False
         names = [m.name for m in watched(analysis)]

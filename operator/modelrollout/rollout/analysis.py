@@ -11,10 +11,14 @@ counts decide:
   consecutiveErrorLimit), or no-data with onNoData=Pause. Never a promotion on
   missing data; `promote` overrides.
 - pending: some gating check has no passing measurement taken since the current
-  step began (each step is judged on data from that step).
+  step began (each step is judged on data from that step). With onNoData=Ignore
+  a check whose latest measurement had no data is not waited for, but no data is
+  never a pass: a step still needs at least one check that passed on real data.
 - pass: otherwise, and always when the spec configures no analysis.
 
-dryRun metrics are counted and shown but never decide.
+dryRun metrics are counted and shown but never decide. After a blue/green switch
+compareTo metrics are left out (`comparisons=False`): the stable revision no
+longer has the traffic to compare with.
 """
 
 from __future__ import annotations
@@ -48,10 +52,16 @@ class Judgement:
 PASS = Judgement("pass")
 
 
-def checks(analysis: Analysis | None, *, gating_only: bool) -> tuple[str, ...]:
+def checks(
+    analysis: Analysis | None, *, gating_only: bool, comparisons: bool = True
+) -> tuple[str, ...]:
     if analysis is None:
         return ()
-    names = [m.name for m in analysis.metrics if not (gating_only and m.dry_run)]
+    names = [
+        m.name
+        for m in analysis.metrics
+        if not (gating_only and m.dry_run) and (comparisons or m.compare_to is None)
+    ]
     if analysis.webhook is not None:
         names.append(WEBHOOK_CHECK)
     return tuple(names)
@@ -88,10 +98,8 @@ def _count(
     before: MetricAnalysis, verdict: MetricVerdict, on_no_data: str, revision: str | None
 ) -> MetricAnalysis:
     kind = verdict.verdict
-    no_data_fails = kind == "nodata" and on_no_data == "Fail"
-    no_data_passes = kind == "nodata" and on_no_data == "Ignore"
-    failed = kind == "fail" or no_data_fails
-    passed = kind == "pass" or no_data_passes
+    failed = kind == "fail" or (kind == "nodata" and on_no_data == "Fail")
+    passed = kind == "pass"
     if failed:
         consecutive_failures = before.consecutive_failures + 1
     elif passed:
@@ -118,11 +126,17 @@ def _count(
 
 
 def judge(
-    analysis: Analysis | None, status: ModelDeploymentStatus, step_started_at: datetime | None
+    analysis: Analysis | None,
+    status: ModelDeploymentStatus,
+    step_started_at: datetime | None,
+    *,
+    comparisons: bool = True,
 ) -> Judgement:
     if analysis is None or not analysis.configured:
         return PASS
-    gating = checks(analysis, gating_only=True)
+    gating = checks(analysis, gating_only=True, comparisons=comparisons)
+    if not gating:  # only dryRun metrics: nothing decides
+        return PASS
     results = {name: status.analysis.get(name) for name in gating}
     for name, result in results.items():
         if result is None:
@@ -175,23 +189,32 @@ def judge(
                 "or `promote` to go on",
                 name,
             )
-    waiting = [
-        name
+    this_step = {
+        name: result
         for name, result in results.items()
-        if result is None
-        or result.measured_at is None
-        or (step_started_at is not None and result.measured_at <= step_started_at)
-        or not _acceptable(result, analysis.on_no_data)
+        if result is not None
+        and result.measured_at is not None
+        and (step_started_at is None or result.measured_at > step_started_at)
+    }
+    passed = [name for name, result in this_step.items() if result.verdict == "pass"]
+    ignored = [
+        name
+        for name, result in this_step.items()
+        if result.verdict == "nodata" and analysis.on_no_data == "Ignore"
     ]
+    waiting = [name for name in results if name not in passed and name not in ignored]
     if waiting:
         return Judgement(
             "pending", "WaitingForAnalysis", f"waiting for a passing {', '.join(waiting)}"
         )
+    if not passed:
+        return Judgement(
+            "pending",
+            "WaitingForAnalysis",
+            f"waiting for data: {', '.join(ignored)} had none (onNoData: Ignore skips a "
+            "check without data, but a step needs at least one check passing on real data)",
+        )
     return PASS
-
-
-def _acceptable(result: MetricAnalysis, on_no_data: str) -> bool:
-    return result.verdict == "pass" or (result.verdict == "nodata" and on_no_data == "Ignore")
 
 
 def _detail(result: MetricAnalysis) -> str:
@@ -203,9 +226,11 @@ def _detail(result: MetricAnalysis) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def summary(analysis: Analysis | None, status: ModelDeploymentStatus) -> str:
+def summary(
+    analysis: Analysis | None, status: ModelDeploymentStatus, *, comparisons: bool = True
+) -> str:
     """ "analysis 3/3 passing" for status messages; empty without analysis."""
-    gating = checks(analysis, gating_only=True)
+    gating = checks(analysis, gating_only=True, comparisons=comparisons)
     if not gating:
         return ""
     passing = sum(

@@ -1,12 +1,21 @@
-"""Blue/green: the new revision previewed, scaled to full, then switched at once.
+"""Blue/green: the new revision previewed, scaled to full, switched at once, then verified.
 
 status.currentStep during a blue/green rollout:
   0  PREVIEW_STARTING  new revision at previewReplicas behind the preview Service
   1  PREVIEWING        preview ready (stepStartedAt = when); autoPromotionSeconds
                        or `promote` ends it, once analysis passes
   2  SCALING_UP        new revision scaled to `replicas`; when available, the main
-                       Service's selector switches to it and the rollout completes
-After the switch the old revision keeps running for scaleDownDelaySeconds
+                       Service's selector switches to it
+  3  VERIFYING         switched (stepStartedAt = when); with analysis, the new
+                       revision is measured on all the traffic while the old one
+                       stays up at full size. A failure sends traffic back to the
+                       old revision at once; the rollout completes once
+                       scaleDownDelaySeconds have passed and a measurement taken
+                       after the switch passed. compareTo metrics are not judged
+                       here: the stable revision no longer has traffic to compare.
+  4  VERIFIED          `promote` ended the verification early
+Without analysis (or for an undo, which is not analysed) the rollout completes
+at the switch and the old revision keeps running for scaleDownDelaySeconds
 (status.pendingScaleDowns) so a rollback right after the switch finds it warm.
 """
 
@@ -18,13 +27,31 @@ from modelrollout.rollout import analysis, gating, transitions
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
 
 if TYPE_CHECKING:
-    from modelrollout.api import ModelDeploymentStatus, Phase
+    from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus, Phase
     from modelrollout.rollout.context import Context
     from modelrollout.rollout.outcome import StageResult
 
 PREVIEW_STARTING = 0
 PREVIEWING = 1
 SCALING_UP = 2
+VERIFYING = 3
+VERIFIED = 4
+
+
+def switched(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> bool:
+    """True while a blue/green rollout verifies its revision after the switch."""
+    return (
+        spec.strategy.blue_green is not None
+        and status.rollout_in_flight
+        and (status.current_step or 0) >= VERIFYING
+    )
+
+
+def _verifies(ctx: Context, status: ModelDeploymentStatus) -> bool:
+    """Whether anything is measured after the switch (see the module docstring)."""
+    return status.rollout_source != "Undo" and bool(
+        analysis.checks(ctx.spec.analysis, gating_only=True, comparisons=False)
+    )
 
 
 def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
@@ -32,24 +59,27 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     assert strategy is not None, "blue/green stage without a blueGreen strategy"
     green, blue = status.canary_revision, status.stable_revision
     assert green is not None and blue is not None, "blue/green stage without both revisions"
-    step = min(status.current_step or 0, SCALING_UP)
-    green_wanted = ctx.replicas if step == SCALING_UP else strategy.preview_replicas
+    step = min(status.current_step or 0, VERIFIED)
+    live = step >= VERIFYING
+    green_wanted = ctx.replicas if step >= SCALING_UP else strategy.preview_replicas
     available = ctx.observed.available(green)
     progress = f"revision {green} (version {status.canary_version})"
-    summary = analysis.summary(ctx.spec.analysis, status)
+    summary = analysis.summary(ctx.spec.analysis, status, comparisons=not live)
     if summary:
         progress = f"{progress}, {summary}"
+    delay = float(strategy.scale_down_delay_seconds)
 
     def settle(phase: Phase, reason: str, detail: str, requeue: float | None = None) -> Settled:
         return Settled(
             replicas={green: green_wanted, blue: ctx.replicas},
-            routes={"main": blue, "canary": green, "preview": green},
+            routes={"main": green if live else blue, "canary": green, "preview": green},
             phase=phase,
             reason=Reason(reason, f"{progress}: {detail}"),
             requeue_after=gating.earliest(requeue, ctx.analysis_interval),
+            weight=100 if live else 0,
         )
 
-    judgement, interruption = gating.judge_step(ctx, status)
+    judgement, interruption = gating.judge_step(ctx, status, comparisons=not live)
     if isinstance(interruption, gating.Halt):
         return settle(interruption.phase, interruption.reason, interruption.message)
     if interruption is not None:
@@ -87,12 +117,38 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         return Transition(
             status.model_copy(update={"current_step": SCALING_UP, "step_started_at": ctx.now}),
         )
-    if available >= ctx.replicas:
-        return transitions.promote(
-            ctx, status, scale_down_delay=float(strategy.scale_down_delay_seconds)
+    if step == SCALING_UP:
+        if available < ctx.replicas:
+            return settle(
+                "Progressing",
+                "ScalingUp",
+                f"{available}/{ctx.replicas} replicas available before the switch",
+            )
+        if not _verifies(ctx, status):
+            return transitions.promote(ctx, status, scale_down_delay=delay)
+        return Transition(
+            status.model_copy(update={"current_step": VERIFYING, "step_started_at": ctx.now}),
+            (
+                Event(
+                    "Switched",
+                    f"{progress}: serves all traffic; revision {blue} stays up "
+                    "while the switch is verified",
+                ),
+            ),
         )
-    return settle(
-        "Progressing",
-        "ScalingUp",
-        f"{available}/{ctx.replicas} replicas available before the switch",
-    )
+    if step == VERIFIED:
+        return transitions.promote(ctx, status)
+    ends = gating.deadline(status.step_started_at, delay, ctx.now)
+    if ctx.now < ends:
+        return settle(
+            "Progressing",
+            "Verifying",
+            f"switched; verifying on all traffic until {gating.stamp(ends)}, "
+            f"revision {blue} stays up until then",
+            (ends - ctx.now).total_seconds(),
+        )
+    if judgement.outcome == "hold":
+        return settle("Paused", judgement.reason, judgement.message)
+    if judgement.outcome == "pending":
+        return settle("Progressing", judgement.reason, f"switched; {judgement.message}")
+    return transitions.promote(ctx, status)

@@ -75,10 +75,11 @@ def command_rejection(
 
 
 def _final_step(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> bool:
+    """Nothing left for `promote` to skip (a blue/green verification can be ended)."""
     step = status.current_step or 0
     if spec.strategy.canary is not None:
         return step >= len(spec.strategy.canary.steps)
-    return step >= bluegreen.SCALING_UP
+    return step in (bluegreen.SCALING_UP, bluegreen.VERIFIED)
 
 
 def _undo_rejection(status: ModelDeploymentStatus, number: int | None) -> str | None:
@@ -167,7 +168,10 @@ def _promoted(ctx: Context, status: ModelDeploymentStatus, *, full: bool) -> dic
     if ctx.spec.strategy.canary is not None:
         last = len(ctx.spec.strategy.canary.steps)
         next_step = last if full else min(step + 1, last)
+    elif step >= bluegreen.VERIFYING:
+        next_step = bluegreen.VERIFIED  # ends the verification after the switch
     else:
+        # Even with --full, the switch waits for the new revision at full size.
         next_step = bluegreen.SCALING_UP
     analysis = {
         # Counts restart from zero (promote overrides a failure or a hold), but the

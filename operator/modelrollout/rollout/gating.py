@@ -44,7 +44,7 @@ class Halt:
 
 
 def judge_step(
-    ctx: Context, status: ModelDeploymentStatus
+    ctx: Context, status: ModelDeploymentStatus, *, comparisons: bool = True
 ) -> tuple[Judgement, Transition | Halt | None]:
     """The current step's analysis judgement, and what interrupts the step: a
     rollback (a Transition), a Halt, or None when the step may go on."""
@@ -52,7 +52,9 @@ def judge_step(
     judgement = (
         analysis.PASS
         if undoing
-        else analysis.judge(ctx.spec.analysis, status, status.step_started_at)
+        else analysis.judge(
+            ctx.spec.analysis, status, status.step_started_at, comparisons=comparisons
+        )
     )
     if judgement.outcome == "fail":
         failure = on_failure(ctx, status, judgement)

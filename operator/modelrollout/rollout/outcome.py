@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 class Reason:
     """Why the object is in its phase: a CamelCase reason and a sentence.
 
-    Both go to status.reason/status.message and every condition; emit a
-    Kubernetes Event for it when it differs from the previous status's.
+    Both go to status.reason/status.message and every condition; a Kubernetes
+    Event announces it when it differs from the previous status's
+    (Plan.reason_changed).
     """
 
     reason: str
@@ -51,6 +52,10 @@ class Plan:
     reason: Reason
     requeue_after: float | None
     events: tuple[Event, ...] = ()
+    # The reason differs from the one in the status planned from: announce it as
+    # an Event too (unless one of `events` already has that reason). Kept apart
+    # from `events`, which are transitions that happened and are counted as such.
+    reason_changed: bool = False
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,7 @@ def _finish(
         reason=settled.reason,
         requeue_after=requeue,
         events=events,
+        reason_changed=settled.reason.reason != status.reason,
     )
 
 
@@ -231,4 +232,10 @@ def _invalid(
             ),
         }
     )
-    return Plan(actions=(), new_status=new_status, reason=reason, requeue_after=None)
+    return Plan(
+        actions=(),
+        new_status=new_status,
+        reason=reason,
+        requeue_after=None,
+        reason_changed=status.reason != reason.reason,
+    )

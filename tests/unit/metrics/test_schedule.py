@@ -80,3 +80,9 @@ def test_due(
 def test_nothing_is_due_without_analysis() -> None:
     assert due(None, status(IN_ROLLOUT), NOW) is None
     assert due(Analysis(), status(IN_ROLLOUT), NOW) is None
+
+
+def test_after_a_blue_green_switch_compare_to_metrics_are_not_measured() -> None:
+    found = due(ANALYSIS, status(IN_ROLLOUT), NOW, comparisons=False)
+    assert found is not None
+    assert found.checks == ("errors", "webhook")

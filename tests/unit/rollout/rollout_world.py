@@ -97,6 +97,7 @@ class World:
         assert again.new_status == result.new_status, "replanning changed the status"
         assert set(again.actions) <= set(result.actions), "replanning found new actions"
         assert again.events == (), "replanning emitted events again"
+        assert not again.reason_changed, "replanning announced the reason again"
         self.apply(result)
         return result
 

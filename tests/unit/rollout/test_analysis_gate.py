@@ -107,18 +107,35 @@ def test_without_automatic_rollback_a_failure_halts_degraded() -> None:
     [
         ("Pause", "Paused", "AnalysisNoData"),
         ("Fail", "Degraded", "RolledBack"),
-        ("Ignore", "Progressing", "Promoting"),
+        # Ignore skips a check without data, but no data never promotes by itself.
+        ("Ignore", "Progressing", "WaitingForAnalysis"),
     ],
 )
 def test_no_data_follows_on_no_data(on_no_data: str, phase: str, reason: str) -> None:
     world, _, _ = in_canary(onNoData=on_no_data, failureLimit=0)
-    measure(world, "nodata")
-    world.plan()
-    world.ready()
-    if on_no_data == "Ignore":
+    for _ in range(3):
         measure(world, "nodata")
-    world.plan()
+        world.plan()
+        world.ready()
     assert (world.status.phase, world.status.reason) == (phase, reason)
+    if on_no_data != "Fail":
+        assert world.status.current_step == 0, "missing data moved the canary on"
+        assert world.status.analysis["error-rate"].successes == 0
+
+
+def test_ignore_lets_the_checks_with_data_decide() -> None:
+    latency = {"name": "latency", "query": "p99", "max": 0.5}
+    world, _, _ = in_canary(onNoData="Ignore", metrics=[*ANALYSIS["metrics"], latency])
+    measure(world, "nodata")
+    world.verdicts["latency"] = MetricVerdict("pass", world.now)
+    world.plan()
+    assert world.status.current_step == 1
+    world.ready()
+    world.plan()
+    measure(world, "nodata")
+    world.verdicts["latency"] = MetricVerdict("fail", world.now)
+    world.plan()
+    assert world.status.current_step == 1, "a failing check with data is not outvoted by no data"
 
 
 def test_query_errors_roll_back_after_the_consecutive_limit() -> None:

@@ -77,3 +77,34 @@ def test_abort_during_preview_keeps_blue_serving() -> None:
     assert world.status.reason == "Aborted"
     assert world.routes == {"main": blue, "canary": blue, "preview": blue}
     assert world.replicas() == {blue: 4, green: 0}
+
+
+def test_a_newer_revision_during_the_preview_replaces_it() -> None:
+    world, blue, green = started()
+    world.settle()
+    world.change_spec(model={"version": "3"})
+    newest = world.revision
+    world.plan()
+    assert "RolloutSuperseded" in world.event_reasons()
+    assert world.status.canary_revision == newest
+    assert world.routes["main"] == blue
+    assert world.replicas() == {blue: 4, green: 0, newest: 1}
+
+
+def test_pause_freezes_the_auto_promotion_timer_and_resume_continues_it() -> None:
+    world, blue, green = started()
+    world.settle()  # preview ready at T0: auto-promotion at T0 + 120 s
+    world.wait(100)
+    world.send("pause")
+    world.plan()
+    assert (world.status.phase, world.status.reason) == ("Paused", "PausedByUser")
+    world.wait(600)
+    world.settle()
+    assert world.routes["main"] == blue, "a paused preview was switched"
+    world.send("resume")
+    result = world.plan()
+    assert world.status.reason == "Previewing"
+    assert result.requeue_after == pytest.approx(20)  # 120 s, of which 100 s had run
+    world.wait(20)
+    world.settle()
+    assert world.routes["main"] == green

@@ -170,3 +170,46 @@ def test_rejected_command_changes_nothing_but_is_reported() -> None:
     assert world.status.last_command is not None
     assert world.status.last_command.result == "Rejected"
     assert world.status.phase == "Healthy"
+
+
+def promoted_twice() -> tuple[World, str, str]:
+    world = deployed()
+    first = world.revision
+    world.change_spec(model={"version": "2"})
+    world.plan()
+    world.send("promote", full=True)
+    world.settle()
+    return world, first, world.revision
+
+
+def test_plain_undo_goes_back_to_the_previous_revision() -> None:
+    world, first, second = promoted_twice()
+    world.send("undo")
+    world.settle()
+    assert world.status.stable_revision == first
+    assert world.routes["main"] == first
+    assert world.replicas() == {first: 4, second: 0}
+    assert world.status.hold is not None and world.status.hold.revision == second
+
+
+def test_undo_whose_deployment_vanishes_stops_with_a_warning() -> None:
+    world, first, second = promoted_twice()
+    world.send("undo")
+    world.plan()
+    assert world.status.canary_revision == first
+    del world.deployments[first]  # deleted by hand while the undo ran
+    world.plan()
+    assert "UndoFailed" in world.event_reasons()
+    assert world.status.canary_revision is None
+    assert world.status.stable_revision == second
+    assert world.routes["main"] == second
+
+
+def test_a_deleted_stable_deployment_is_forgotten_and_the_spec_deployed_directly() -> None:
+    world, stable, canary = in_canary()
+    del world.deployments[stable]
+    world.settle()
+    assert "StableMissing" in world.event_reasons()
+    assert world.status.stable_revision == canary
+    assert world.status.phase == "Healthy"
+    assert world.routes["main"] == canary

@@ -161,3 +161,35 @@ def test_unparsable_spec_plan_keeps_status_and_reports() -> None:
     assert result.new_status.observed_generation == 7
     assert result.new_status.stable_revision == world.status.stable_revision
     assert "spec.replicas" in dump_status(result.new_status)["message"]
+
+
+def test_each_new_reason_is_announced_once_and_carried_by_every_condition() -> None:
+    world = deployed()
+    world.change_spec(model={"version": "2"})
+    announced = []
+    for _ in range(12):
+        result = world.plan()
+        if result.reason_changed:
+            announced.append(result.reason.reason)
+        for condition in world.status.conditions:
+            if condition.type != "Drifted":
+                assert (condition.reason, condition.message) == (
+                    result.reason.reason,
+                    result.reason.message,
+                )
+        world.ready()
+        world.wait(30)
+    # Steps 1-4 of the default canary: weight 25%, a 60 s pause, weight 50%, `promote`.
+    assert announced == ["WaitingForCanary", "PauseStep", "WaitingForCanary", "AwaitingPromotion"]
+
+
+def test_invalid_spec_is_announced_and_only_once() -> None:
+    world = deployed()
+    world.change_spec(
+        analysis={
+            "prometheus": {"address": "http://p:9090"},
+            "metrics": [{"name": "e", "query": "x{v='{{ modelVersion }}'}", "max": 1}],
+        }
+    )
+    assert world.plan().reason_changed
+    assert not world.plan().reason_changed
