@@ -14,6 +14,15 @@ Series are per ModelDeployment (`namespace`, `name`), and per analysis check or
 phase where that is the point; they are removed when the object's daemon stops
 (deleted, or this replica paused by peering), so a replica only exports what it
 acts on. Aggregate with `max by (namespace, name)` across replicas.
+
+Why counters start at 0 and rollbacks also have a timestamp: a counter series
+that first appears at 1 has no increase for Prometheus (`increase()` sees one
+sample), so the first rollout of an object would be invisible. The per-object
+counters are therefore created at 0 when the object is first seen; a rollback's
+labels (reason, failing check) are only known when it happens, so alerts read
+`modelrollout_last_rollback_timestamp_seconds` instead, taken from
+status.lastRollback: it fires on the first rollback too, and survives a restart
+or a peering handover (the new replica exports it from the status it reads).
 """
 
 from __future__ import annotations
@@ -54,6 +63,8 @@ class _ObjectSeries:
     # None while in the first phase seen: it began before this process watched.
     phase_since: float | None = None
     labelled: set[tuple[Counter | Gauge, tuple[str, ...]]] = field(default_factory=set)
+    # The labels of the exported last-rollback timestamp, replaced on the next one.
+    last_rollback: tuple[str, ...] | None = None
 
 
 class Telemetry:
@@ -84,6 +95,13 @@ class Telemetry:
             "modelrollout_rollouts_rolled_back",
             "Rollouts rolled back, by reason (RolledBack: analysis failed; Aborted: "
             "`abort`; Undone: an undo was stopped) and the failing check (empty if none).",
+            [*obj, "reason", "metric"],
+            registry=registry,
+        )
+        self._last_rollback = Gauge(
+            "modelrollout_last_rollback_timestamp_seconds",
+            "Unix time of the object's last rollback (status.lastRollback.at), by reason "
+            "and failing check; absent if it was never rolled back.",
             [*obj, "reason", "metric"],
             registry=registry,
         )
@@ -119,6 +137,8 @@ class Telemetry:
             buckets=PHASE_BUCKETS,
             registry=registry,
         )
+        for phase in PHASES:  # at 0, for the same reason as the counters
+            self._phase_seconds.labels(phase=phase)
         self._rollout_started = Gauge(
             "modelrollout_rollout_started_timestamp_seconds",
             "Unix time the rollout in flight began (status.rolloutStartedAt); "
@@ -156,7 +176,7 @@ class Telemetry:
         """One successful reconcile: its events, the status it wrote (or left),
         the measurements it took and how long it took."""
         with self._lock:
-            series = self._objects.setdefault(key, _ObjectSeries())
+            series = self._series(key)
             self._reconcile_seconds.observe(duration_seconds)
             for event in events:
                 if event.reason == STARTED:
@@ -174,6 +194,7 @@ class Telemetry:
                     self._remove(series, self._value, labels)
                 else:
                     self._set(series, self._value, labels, verdict.value)
+            self._record_last_rollback(key, series, status)
             self._set(series, self._weight, key, status.canary_weight)
             self._set(series, self._drifted, key, 1 if status.drift is not None else 0)
             if status.rollout_in_flight and status.rollout_started_at is not None:
@@ -185,7 +206,7 @@ class Telemetry:
 
     def record_error(self, key: ObjectKey) -> None:
         with self._lock:
-            self._inc(self._objects.setdefault(key, _ObjectSeries()), self._errors, key)
+            self._inc(self._series(key), self._errors, key)
 
     def forget(self, key: ObjectKey) -> None:
         """The object is gone or no longer ours: drop its series (not the
@@ -196,6 +217,30 @@ class Telemetry:
                 return
             for collector, labels in series.labelled:
                 collector.remove(*labels)
+
+    def _series(self, key: ObjectKey) -> _ObjectSeries:
+        """The object's series; on first sight its counters are created at 0, so
+        that the first increment is an increase Prometheus can see."""
+        series = self._objects.get(key)
+        if series is None:
+            series = self._objects[key] = _ObjectSeries()
+            for counter in (self._started, self._completed, self._errors):
+                counter.labels(*key)
+                series.labelled.add((counter, key))
+        return series
+
+    def _record_last_rollback(
+        self, key: ObjectKey, series: _ObjectSeries, status: ModelDeploymentStatus
+    ) -> None:
+        """One series per object: a later rollback with another reason or check
+        replaces it."""
+        rollback = status.last_rollback
+        labels = None if rollback is None else (*key, rollback.reason, rollback.metric or "")
+        if series.last_rollback is not None and series.last_rollback != labels:
+            self._remove(series, self._last_rollback, series.last_rollback)
+        series.last_rollback = labels
+        if rollback is not None and labels is not None:  # (the same condition, for mypy)
+            self._set(series, self._last_rollback, labels, rollback.at.timestamp())
 
     def _record_phase(self, key: ObjectKey, series: _ObjectSeries, phase: str | None) -> None:
         if phase is None or phase == series.phase:

@@ -74,7 +74,7 @@ def test_a_rollout_that_starts_measures_and_is_promoted() -> None:
     progressing = {"phase": "Progressing"}
     assert value(registry, "modelrollout_phase_duration_seconds_count", **progressing) == 1
     assert value(registry, "modelrollout_phase_duration_seconds_sum", **progressing) == 90
-    assert value(registry, "modelrollout_phase_duration_seconds_count", phase="Healthy") is None
+    assert value(registry, "modelrollout_phase_duration_seconds_count", phase="Healthy") == 0
     # No rollout in flight any more: no start timestamp to alert on.
     assert value(registry, "modelrollout_rollout_started_timestamp_seconds", **ml) is None
     assert value(registry, "modelrollout_reconcile_duration_seconds_count") == 5
@@ -116,9 +116,61 @@ def test_rollbacks_are_counted_by_reason_and_failing_check(reason: str, metric: 
     telemetry.record(KEY, (Event(reason, "back to stable", "Warning"),), degraded, {}, 0.1)
     labels = {"namespace": "ml", "name": "fraud", "reason": reason, "metric": metric}
     assert value(registry, "modelrollout_rollouts_rolled_back_total", **labels) == 1
-    assert (
-        value(registry, "modelrollout_rollouts_started_total", namespace="ml", name="fraud") is None
+    assert value(registry, "modelrollout_last_rollback_timestamp_seconds", **labels) == (
+        AT.timestamp()
     )
+    ml = {"namespace": "ml", "name": "fraud"}
+    assert value(registry, "modelrollout_rollouts_started_total", **ml) == 0
+
+
+def test_counters_exist_at_zero_from_first_sight_so_the_first_increment_is_an_increase() -> None:
+    """Prometheus sees no increase in a series that first appears at 1: the
+    first rollout of an object would be missing from increase() and rate()."""
+    registry = CollectorRegistry()
+    telemetry = Telemetry(registry)
+    telemetry.record(KEY, (), status(), {}, 0.1)
+    ml = {"namespace": "ml", "name": "fraud"}
+    for counter in ("started", "completed"):
+        assert value(registry, f"modelrollout_rollouts_{counter}_total", **ml) == 0
+    assert value(registry, "modelrollout_reconcile_errors_total", **ml) == 0
+    # Nothing was rolled back: no timestamp (an alert on it must stay silent).
+    assert not [
+        sample
+        for metric in registry.collect()
+        if metric.name == "modelrollout_last_rollback_timestamp_seconds"
+        for sample in metric.samples
+    ]
+    telemetry.record(KEY, (Event("RolloutStarted", "rolling out"),), status(), {}, 0.1)
+    assert value(registry, "modelrollout_rollouts_started_total", **ml) == 1
+
+
+def rolled_back(reason: str, metric: str | None, at: str) -> Any:
+    record = {"revision": "abc", "version": "8", "reason": reason, "metric": metric, "at": at}
+    return status(phase="Degraded", lastRollback=record)
+
+
+def test_the_last_rollback_timestamp_follows_the_status_across_restarts() -> None:
+    """From status.lastRollback: one series per object, replaced by the next
+    rollback, and exported again by a new process (restart, peering handover)
+    without any event, so the rollback alert survives both."""
+    registry = CollectorRegistry()
+    telemetry = Telemetry(registry)
+    first = rolled_back("RolledBack", "error-rate", "2025-01-01T12:00:00Z")
+    telemetry.record(KEY, (Event("RolledBack", "back", "Warning"),), first, {}, 0.1)
+    second = rolled_back("Aborted", None, "2025-01-01T13:00:00Z")
+    telemetry.record(KEY, (Event("Aborted", "back", "Warning"),), second, {}, 0.1)
+    telemetry.record(KEY, (), second, {}, 0.1)  # a resync changes nothing
+    ml = {"namespace": "ml", "name": "fraud"}
+    stamp = "modelrollout_last_rollback_timestamp_seconds"
+    assert value(registry, stamp, **ml, reason="RolledBack", metric="error-rate") is None
+    assert value(registry, stamp, **ml, reason="Aborted", metric="") == AT.timestamp() + 3600
+
+    restarted = CollectorRegistry()
+    Telemetry(restarted).record(KEY, (), second, {}, 0.1)
+    assert value(restarted, stamp, **ml, reason="Aborted", metric="") == AT.timestamp() + 3600
+
+    telemetry.forget(KEY)
+    assert value(registry, stamp, **ml, reason="Aborted", metric="") is None
 
 
 def test_drift_errors_and_forgetting_an_object() -> None:
