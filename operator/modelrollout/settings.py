@@ -38,6 +38,11 @@ class OperatorSettings:
     # Kopf peering: objects named so, and this replica's priority (see above).
     peering_name: str = "modelrollout"
     priority: int = field(default_factory=_random_priority)
+    # Seconds a replica's peering record stays valid: a standby replica takes over
+    # this long after the acting one dies without saying goodbye (a graceful stop
+    # hands over at once). Kopf's default; each replica rewrites its record every
+    # lifetime minus 5-10 s, so much shorter lifetimes mostly add API writes.
+    peering_lifetime_seconds: int = 60
     # Run without peering (a single replica that never pauses, e.g. the demo).
     standalone: bool = False
 
@@ -69,5 +74,8 @@ class OperatorSettings:
             ),
             peering_name=env.get(PREFIX + "PEERING_NAME") or defaults.peering_name,
             priority=int(number("PRIORITY", defaults.priority)),
+            peering_lifetime_seconds=int(
+                number("PEERING_LIFETIME_SECONDS", defaults.peering_lifetime_seconds)
+            ),
             standalone=env.get(PREFIX + "STANDALONE", "").lower() in {"1", "true", "yes"},
         )

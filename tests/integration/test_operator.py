@@ -7,16 +7,20 @@ Pods run on KWOK's simulated nodes, so readiness is real Kubernetes readiness
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelrollout.api import names as n
+from modelrollout.devenv.ports import free_port
 from support.kube import ClusterUnderTest
 from support.operator import OperatorProcess
 from support.rollouts import SETTLE_SECONDS, Rollouts, example
-from support.waiting import wait_for
+from support.waiting import sampled, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +55,32 @@ def revision_of_version(rollouts: Rollouts, name: str, version: str) -> str:
     ).items
     assert len(deployments) == 1
     return str(deployments[0].metadata.labels[n.LABEL_REVISION])
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def event_count(rollouts: Rollouts, name: str, reason: str) -> int:
+    """How many times the operator posted an Event with `reason` on the object."""
+    events = rollouts.core.list_namespaced_event(
+        rollouts.namespace,
+        field_selector=f"involvedObject.name={name},involvedObject.kind={n.KIND},reason={reason}",
+    ).items
+    return sum(event.count or 1 for event in events)
+
+
+def reconciles(port: int) -> float:
+    """Reconciles done by the operator serving its metrics on `port` (0 while it starts)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "modelrollout_reconcile_duration_seconds":
+            return sum(s.value for s in family.samples if s.name.endswith("_count"))
+    return 0.0
 
 
 def wait_replicas(rollouts: Rollouts, name: str, wanted: dict[str, int]) -> None:
@@ -150,35 +180,39 @@ def test_canary_walks_its_steps_waits_for_promote_and_completes(rollouts: Rollou
     assert old in rollouts.replicas("fraud"), "the old revision is kept (at 0) for undo"
 
 
-def test_blue_green_previews_then_switches_and_scales_the_old_one_down_later(
+def test_blue_green_previews_then_switches_by_itself_and_scales_the_old_one_down_later(
     rollouts: Rollouts,
 ) -> None:
-    rollouts.create(bluegreen("penguins", previewReplicas=1, scaleDownDelaySeconds=8))
+    rollouts.create(
+        bluegreen("penguins", previewReplicas=1, autoPromotionSeconds=10, scaleDownDelaySeconds=20)
+    )
     blue = rollouts.wait_phase("penguins", "Healthy")["stableRevision"]
-    rollouts.patch_spec("penguins", {"model": {"version": "2"}})
 
-    status = rollouts.wait_status(
-        "penguins", "a ready preview", lambda s: s.get("reason") == "AwaitingPromotion"
-    )
-    green = status["canaryRevision"]
-    wait_replicas(rollouts, "penguins", {green: 1, blue: 2})
-    wait_endpoints(rollouts, "penguins-preview", {green: 1})
-    assert rollouts.selector("penguins")[n.LABEL_REVISION] == blue
-    wait_endpoints(rollouts, "penguins", {blue: 2})
+    def world() -> tuple[str, dict[str, tuple[int, int]]]:
+        return rollouts.selector("penguins")[n.LABEL_REVISION], rollouts.replicas("penguins")
 
-    rollouts.cli("promote", "penguins")
-    wait_for(
-        lambda: rollouts.selector("penguins")[n.LABEL_REVISION] == green,
-        timeout=SETTLE_SECONDS,
-        what="the main Service switching to green",
-    )
-    # Green was brought to full size before the switch; blue is still up for the delay.
-    assert rollouts.replicas("penguins")[green] == (2, 2)
-    assert rollouts.replicas("penguins")[blue][0] == 2
-    status = rollouts.wait_phase("penguins", "Healthy")
+    with sampled(world) as seen:
+        rollouts.patch_spec("penguins", {"model": {"version": "2"}})
+        status = rollouts.wait_status(
+            "penguins", "a ready preview", lambda s: s.get("reason") == "Previewing"
+        )
+        green = status["canaryRevision"]
+        wait_replicas(rollouts, "penguins", {green: 1, blue: 2})
+        wait_endpoints(rollouts, "penguins-preview", {green: 1})
+        assert rollouts.selector("penguins")[n.LABEL_REVISION] == blue
+        wait_endpoints(rollouts, "penguins", {blue: 2})
+        # No `promote`: autoPromotionSeconds switches it.
+        status = rollouts.wait_phase("penguins", "Healthy")
+        wait_replicas(rollouts, "penguins", {green: 2, blue: 0})
+        wait_endpoints(rollouts, "penguins", {green: 2})
     assert status["stableRevision"] == green
-    wait_replicas(rollouts, "penguins", {green: 2, blue: 0})
-    wait_endpoints(rollouts, "penguins", {green: 2})
+    switched = [replicas for selected, replicas in seen if selected == green]
+    assert switched, "never saw the main Service on green"
+    # Green was at full size before the switch; blue stayed up for the delay after it.
+    assert switched[0][green] == (2, 2), switched[0]
+    assert switched[0][blue][0] == 2, switched[0]
+    before = [replicas for selected, replicas in seen if selected == blue]
+    assert all(replicas[blue][0] == 2 for replicas in before), "blue shrank before the switch"
 
 
 def test_abort_returns_all_traffic_to_stable_until_retry(rollouts: Rollouts) -> None:
@@ -206,29 +240,71 @@ def test_abort_returns_all_traffic_to_stable_until_retry(rollouts: Rollouts) -> 
 def test_a_restarted_operator_resumes_at_the_same_step_without_promoting_twice(
     rollouts: Rollouts, operator: OperatorProcess
 ) -> None:
-    steps = [{"setWeight": 25}, {"pause": {"duration": "20s"}}, {"setWeight": 50}, {"pause": {}}]
+    pause = 20
+    steps = [
+        {"setWeight": 25},
+        {"pause": {"duration": f"{pause}s"}},
+        {"setWeight": 50},
+        {"pause": {}},
+        {"setWeight": 75},
+        {"pause": {}},
+    ]
     rollouts.create(canary("resume", steps))
     rollouts.wait_phase("resume", "Healthy")
     rollouts.patch_spec("resume", {"model": {"version": "2"}})
     before = rollouts.wait_status("resume", "the timed pause", lambda s: s.get("currentStep") == 1)
-
+    paused_at = parse_time(before["stepStartedAt"])
+    # Kill a while into the pause, so a timer restarted by the new process would
+    # end measurably later than the original deadline.
+    wait_for(
+        lambda: datetime.now(UTC) > paused_at + timedelta(seconds=5),
+        timeout=30, what="5 s into the pause",
+    )  # fmt: skip
     operator.kill()
     operator.start()
-    # The new process picks up where the old one was: same step, same deadline.
+    restarted_at = datetime.now(UTC)
     after = rollouts.wait_status(
-        "resume", "the next step after the original deadline",
+        "resume", "the step after the pause",
         lambda s: s.get("currentStep", 0) >= 2, timeout=120,
     )  # fmt: skip
     assert after["canaryRevision"] == before["canaryRevision"]
     assert after["rolloutStartedAt"] == before["rolloutStartedAt"]
+    next_step_at = parse_time(after["stepStartedAt"])
+    assert next_step_at >= paused_at + timedelta(seconds=pause), "the pause was cut short"
+    assert next_step_at < restarted_at + timedelta(seconds=pause), (
+        f"the pause restarted with the new process: it ended at {next_step_at}, "
+        f"the original deadline was {paused_at + timedelta(seconds=pause)}"
+    )
 
-    rollouts.wait_status("resume", "the indefinite pause", lambda s: s.get("currentStep") == 3)
+    rollouts.wait_status(
+        "resume", "the first indefinite pause", lambda s: s.get("currentStep") == 3
+    )
+    rollouts.cli("promote", "resume")  # waits until the operator has applied it
+    promoted = rollouts.wait_status(
+        "resume", "the second indefinite pause",
+        lambda s: s.get("currentStep") == 5 and s.get("reason") == "AwaitingPromotion",
+    )  # fmt: skip
     operator.kill()
+    port = free_port()
+    operator.options = ("--standalone", "--metrics-port", str(port))
     operator.start()
+    # The command annotation is still on the object: the new process must not apply
+    # it again (it would skip the second pause and promote). Its own metrics say when
+    # it has reconciled the object (the only one in this namespace).
+    wait_for(
+        lambda: reconciles(port) >= 1, timeout=60, what="the restarted operator's first reconcile"
+    )
+    status = rollouts.status("resume")
+    assert status["currentStep"] == 5 and status["reason"] == "AwaitingPromotion", status
+    assert status["lastCommand"]["id"] == promoted["lastCommand"]["id"]
+    assert status["stableVersion"] == "1"
+    assert event_count(rollouts, "resume", "CommandApplied") == 1
+
     rollouts.cli("promote", "resume")
     status = rollouts.wait_phase("resume", "Healthy")
     versions = [h["version"] for h in status["history"]]
     assert versions == ["2", "1"], "promoted exactly once"
+    assert event_count(rollouts, "resume", "Promoted") == 1
 
 
 def test_an_unusable_spec_is_degraded_while_other_objects_are_served(

@@ -22,16 +22,19 @@ class OperatorProcess:
     cluster: ClusterUnderTest
     namespace: str
     log_path: Path
+    # Standalone unless a test runs several replicas with Kopf peering.
+    options: tuple[str, ...] = ("--standalone",)
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(MODELROLLOUT), "run", "--namespace", self.namespace, "--standalone"],
+            [str(MODELROLLOUT), "run", "--namespace", self.namespace, *self.options],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
+            env={**os.environ, **self.env, "KUBECONFIG": str(self.cluster.kubeconfig)},
         )
         log.close()
 

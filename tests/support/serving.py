@@ -12,6 +12,7 @@ from modelrollout.devenv.stack import (
     ACCURACY_QUERY,
     DRIFT_QUERY,
     FAST_SERVER_ENV,
+    MODEL_LOADED_QUERY,
     Artifact,
     ServingStack,
     error_rate_query,
@@ -22,6 +23,7 @@ from support.waiting import wait_for
 
 ERROR_RATE = {"name": "error-rate", "query": error_rate_query("10s"), "max": 0.05}
 DRIFT = {"name": "feature-drift", "query": DRIFT_QUERY, "max": 0.25}
+MODEL_LOADED = {"name": "model-loaded", "query": MODEL_LOADED_QUERY, "min": 1}
 ACCURACY_VS_STABLE = {
     "name": "accuracy-vs-stable",
     "query": ACCURACY_QUERY,

@@ -3,8 +3,10 @@ they never sleep a fixed time and hope."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -34,3 +36,24 @@ def wait_for(
                 f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}"
             )
         time.sleep(interval)
+
+
+@contextmanager
+def sampled(probe: Callable[[], T], interval: float = 0.2) -> Iterator[list[T]]:
+    """Every value `probe` returned, polled in the background while the block runs:
+    for asserting what never happened (a selector that never named a revision, a
+    Deployment that never shrank)."""
+    values: list[T] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(interval):
+            values.append(probe())
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield values
+    finally:
+        done.set()
+        thread.join(timeout=10)

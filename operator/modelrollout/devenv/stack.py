@@ -61,6 +61,9 @@ def error_rate_query(window: str) -> str:
 
 # The worst feature's PSI on any of the revision's servers.
 DRIFT_QUERY = f"max(modelserver_feature_drift_psi{{{_REVISION_SERIES}}})"
+# 1 once one of the revision's servers has loaded its model: a smoke check that
+# needs no traffic (e.g. a blue/green preview nobody calls).
+MODEL_LOADED_QUERY = f"max(modelserver_model_info{{{_REVISION_SERIES}}})"
 # Live accuracy from labelled feedback, averaged over the revision's servers.
 ACCURACY_QUERY = f"avg(modelserver_feedback_accuracy{{{_REVISION_SERIES}}})"
 # Small windows so seconds of traffic make drift and accuracy visible (150 rows

@@ -76,6 +76,7 @@ def build_registry(
         # Watches reconnect every few minutes so a silently broken connection heals.
         settings.watching.server_timeout = 270
         settings.watching.client_timeout = 300
+        settings.peering.lifetime = operator_settings.peering_lifetime_seconds
         api_holder["api"] = load_kube_client()
 
     operator_settings = settings

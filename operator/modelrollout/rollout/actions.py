@@ -21,7 +21,8 @@ class EnsureRevision:
 
     Only ever the revision of the current spec: build it from spec.model and
     spec.template (labels and MODEL_* env of DESIGN.md section 2) when missing,
-    otherwise set spec.replicas (and bring its manifest up to date).
+    otherwise set spec.replicas only: the revision is a hash of spec.model and
+    spec.template, so an existing Deployment of it already runs what they ask.
     """
 
     revision: str
