@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests and the demo run (a real Prometheus),
+# Installs the Debian packages the tests and the demo run (a real Prometheus;
+# openssl makes the certificates of the TLS analysis test),
 # only when missing, so a warm machine pays nothing.
 set -euo pipefail
-packages=(prometheus)
+packages=(prometheus openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
