@@ -30,7 +30,7 @@ import yaml
 from kubernetes import client, config
 
 from modelrollout.api import names as n
-from modelrollout.devenv.cluster import LocalCluster, local_cluster
+from modelrollout.devenv.cluster import DEFAULT_NAME, LocalCluster, local_cluster
 from modelrollout.devenv.ports import free_port
 from modelrollout.devenv.processes import pid_alive, signal_group
 from modelrollout.devenv.stack import (
@@ -45,7 +45,10 @@ from modelrollout.devenv.traffic import NO_ENDPOINT
 
 NAMESPACE = "demo"
 NAME = "fraud"
-STATE = REPO_ROOT / ".local" / "demo"
+# Where the demo keeps its state, and the local cluster it plays on; a second
+# demo on the machine (or the demo's own test) sets them to stay out of the way.
+STATE = Path(os.environ.get("MODELROLLOUT_DEMO_DIR") or REPO_ROOT / ".local" / "demo")
+CLUSTER = os.environ.get("MODELROLLOUT_DEMO_CLUSTER") or DEFAULT_NAME
 STACK_DIR = STATE / "stack"
 # Each stage settles in seconds on this machine; the limit only catches a broken setup.
 STAGE_TIMEOUT_SECONDS = 180.0
@@ -355,14 +358,14 @@ def down() -> None:
         stop_process_group(pid_file)
         pid_file.unlink()
         say("operator stopped")
-    local_cluster().down()
+    local_cluster(CLUSTER).down()
 
 
 def main() -> int:
     if sys.argv[1:] == ["down"]:
         down()
         return 0
-    cluster = local_cluster()
+    cluster = local_cluster(CLUSTER)
     say("starting the local cluster (first run builds its binaries from Go modules)")
     cluster.up()
     try:
