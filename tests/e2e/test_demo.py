@@ -15,28 +15,12 @@ import pytest
 
 from modelrollout.devenv.cluster import DEFAULT_WORKDIR
 from modelrollout.devenv.processes import pid_alive
+from support.procs import pids_mentioning
 
 pytestmark = pytest.mark.e2e
 
 # Cold model training and cluster start included; a stage that hangs fails sooner.
 DEMO_TIMEOUT_SECONDS = 900
-
-
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of running processes whose command line or environment
-    contains `text` (model servers find their artifact through MODEL_URI)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            environment = (entry / "environ").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if text in command or text in environment:
-            found.append(command)
-    return found
 
 
 @pytest.fixture
@@ -84,7 +68,7 @@ def test_the_demo_promotes_v2_rolls_back_v3_and_demo_down_stops_everything(
     )  # fmt: skip
     assert down.returncode == 0, down.stderr
     assert not [pid for pid in pids if pid_alive(pid)], "the operator or the stack still runs"
-    assert not processes_mentioning(str(state)), "model servers or Prometheus still run"
+    assert not pids_mentioning(str(state)), "model servers or Prometheus still run"
     cluster = demo_env["MODELROLLOUT_DEMO_CLUSTER"]
     assert not (DEFAULT_WORKDIR / "clusters" / cluster).exists(), "the demo's cluster is left"
-    assert not processes_mentioning(f"clusters/{cluster}/"), "control plane processes are left"
+    assert not pids_mentioning(f"clusters/{cluster}/"), "control plane processes are left"
