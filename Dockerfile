@@ -17,10 +17,11 @@ RUN python -m venv /opt/modelrollout
 ENV PATH=/opt/modelrollout/bin:$PATH
 COPY docker/requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md constraints.txt /src/
 COPY operator /src/operator
-# --no-deps: everything it needs is already pinned above; this adds only our code.
-RUN pip install --no-deps /src
+# --no-deps: everything it needs is already pinned above; this adds only our code,
+# built with the pinned build backend (constraints.txt also pins setuptools/wheel).
+RUN PIP_CONSTRAINT=/src/constraints.txt pip install --no-deps /src
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 modelrollout \

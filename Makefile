@@ -5,10 +5,12 @@ SHELL := /bin/bash
 
 VENV := .venv
 PY := $(VENV)/bin/python
-VENV_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+# Every Python package at the version the tests passed with (build tools too).
+CONSTRAINTS := $(CURDIR)/constraints.txt
+VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv deps cluster-tools cluster-up cluster-down lint test test-unit demo-down \
+.PHONY: help venv lock deps cluster-tools cluster-up cluster-down lint test test-unit demo-down \
         test-integration test-e2e demo clean chart-crds e2e-kind
 
 help:
@@ -19,14 +21,21 @@ help:
 	@echo "make cluster-down stop it"
 	@echo "make lint         ruff, mypy --strict, import-linter"
 	@echo "make chart-crds   copy crds/*.yaml into the Helm chart (a test checks they match)"
+	@echo "make lock         record the venv's package versions in constraints.txt"
 	@echo "make e2e-kind     image + kind + chart + canary and rollback (needs Docker; not run here)"
 
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "[venv] installing the project and its dev tools into $(VENV)" >&2
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	PIP_CONSTRAINT=$(CONSTRAINTS) $(VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
+	PIP_CONSTRAINT=$(CONSTRAINTS) $(VENV)/bin/pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# After changing dependencies in pyproject.toml: upgrade within its bounds, run the
+# tests, then record what they passed with.
+lock: venv
+	@{ sed -n '1,2p' constraints.txt; $(VENV)/bin/pip freeze --all --exclude-editable; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt && echo "constraints.txt: $$(grep -c '==' constraints.txt) packages"
 
 venv: $(VENV_STAMP)
 
