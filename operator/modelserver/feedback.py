@@ -13,7 +13,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modelserver.inputs import InputError
+from modelserver.inputs import InputError, check_request_id
 
 
 class UnknownRequestError(LookupError):
@@ -53,7 +53,8 @@ class FeedbackTracker:
         if len(labels) != len(predicted):
             raise InputError(
                 f"request {request_id!r} predicted {len(predicted)} rows but feedback has "
-                f"{len(labels)} labels"
+                f"{len(labels)} labels",
+                kind="label_count",
             )
         # Scored once: a second post for the same id would double-count it.
         del self._predictions[request_id]
@@ -78,14 +79,22 @@ class FeedbackTracker:
 def parse_feedback(payload: object) -> tuple[str, list[object]]:
     """{"id": "<request id>", "labels": [one per row]} -> (id, labels)."""
     if not isinstance(payload, dict):
-        raise InputError('feedback must be a JSON object: {"id": "...", "labels": [...]}')
+        raise InputError(
+            'feedback must be a JSON object: {"id": "...", "labels": [...]}', kind="bad_feedback"
+        )
     request_id = payload.get("id")
-    if not isinstance(request_id, str) or not request_id:
-        raise InputError("feedback needs the 'id' of the inference request it labels")
+    if request_id is None:
+        raise InputError(
+            "feedback needs the 'id' of the inference request it labels", kind="bad_feedback"
+        )
+    request_id = check_request_id(request_id, "feedback 'id'")
     labels = payload.get("labels")
     if not isinstance(labels, list) or not labels:
-        raise InputError("feedback needs 'labels': a non-empty list, one per predicted row")
+        raise InputError(
+            "feedback needs 'labels': a non-empty list, one per predicted row",
+            kind="bad_feedback",
+        )
     for label in labels:
         if type(label) not in (str, int) or isinstance(label, bool):
-            raise InputError("each label must be a string or an integer class")
+            raise InputError("each label must be a string or an integer class", kind="bad_feedback")
     return request_id, labels

@@ -11,6 +11,11 @@ document is therefore written out by hand (`modelserver.openapi`).
 No handler lets an exception escape as an HTML 500: input problems are 4xx
 with `{"error": ...}`, and anything unexpected is logged and answered with a
 JSON 500 that the error-rate analysis will, rightly, count.
+
+Logs carry nothing the client chose: a refusal is logged with its fixed
+`kind`, its status and counts, and the request id only when the server
+assigned it; the error message, which may quote unknown feature names or ids,
+goes back to the client alone.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from modelserver.batching import MicroBatcher
-from modelserver.inputs import Decoded, InputError
+from modelserver.inputs import Decoded, InputError, check_request_id
 from modelserver.openapi import openapi_document
 from modelserver.service import (
     InjectedFaultError,
@@ -62,7 +67,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         return _json(exc.status, {"error": f"{exc.reason}: {request.method} {request.path}"})
     except Exception:
-        log.exception("unhandled error", extra={"path": request.path})
+        # The route's pattern, not the path: the path holds client-chosen names.
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else None
+        log.exception("unhandled error", extra={"route": route})
         return _json(500, {"error": "internal error; see the server log"})
 
 
@@ -175,27 +183,41 @@ class HttpApi:
         service = self.service
         if service is None:
             return _json(503, {"error": "model not loaded yet"})
-        request_id = request.headers.get("X-Request-Id") or service.new_request_id()
+        minted = service.new_request_id()
+        request_id = minted
+        # Only for the log: what is known about the refusal without quoting the client.
+        detail: dict[str, Any] = {}
         try:
+            supplied = request.headers.get("X-Request-Id")
+            if supplied:
+                # Echoed in the response header: a CR/LF there would make aiohttp
+                # drop the connection after the request was counted.
+                request_id = check_request_id(supplied, "the X-Request-Id header")
             service.check_model(request.match_info["name"], request.match_info.get("version"))
             status, body = await work(request, service, request_id)
         except InputError as exc:
             status, body = exc.status, {"error": str(exc)}
+            detail["kind"] = exc.kind
+            if exc.missing:
+                detail["missing_features"] = list(exc.missing)  # the model's own names
+            if exc.unknown:
+                detail["unknown_features"] = exc.unknown
         except UnknownRequestError as exc:
             status, body = 404, {"error": str(exc.args[0])}
+            detail["kind"] = "unknown_request"
         except InjectedFaultError as exc:
             status, body = 500, {"error": str(exc)}
         except Exception:
-            log.exception("%s failed", endpoint, extra={"request_id": request_id})
+            log.exception("%s failed", endpoint, extra=_logged_id(request_id, minted))
             status, body = 500, {"error": "internal error; see the server log"}
         if status >= 400 and status != 500:
             log.info(
-                "%s refused: %s",
+                "%s refused",
                 endpoint,
-                body["error"],
-                extra={"request_id": request_id, "status": status},
+                extra={**detail, "status": status, **_logged_id(request_id, minted)},
             )
         service.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+        # A 200 body's id was checked by the decoder or the feedback parser.
         return _json(status, body, body.get("id", request_id) if status == 200 else request_id)
 
     async def _infer_v2(
@@ -231,6 +253,11 @@ class HttpApi:
         return self.service.infer([decoded])[0]
 
 
+def _logged_id(request_id: str, minted: str) -> dict[str, str]:
+    """The request id for a log line, only if the server chose it (never the client's)."""
+    return {"request_id": minted} if request_id == minted else {}
+
+
 async def _read_json(request: web.Request, limit: int) -> Any:
     try:
         body = await request.read()
@@ -238,12 +265,13 @@ async def _read_json(request: web.Request, limit: int) -> Any:
         raise InputError(
             f"request body exceeds {limit} bytes (MODELSERVER_MAX_BODY_BYTES)",
             status=413,
+            kind="body_too_large",
         ) from None
     if not body:
-        raise InputError("empty request body; send a JSON object")
+        raise InputError("empty request body; send a JSON object", kind="empty_body")
     try:
         return json.loads(body)
     except RecursionError:
-        raise InputError("malformed JSON: nested too deeply") from None
+        raise InputError("malformed JSON: nested too deeply", kind="malformed_json") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise InputError(f"malformed JSON: {exc}") from None
+        raise InputError(f"malformed JSON: {exc}", kind="malformed_json") from None

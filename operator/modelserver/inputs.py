@@ -5,12 +5,15 @@ and a message naming the problem (which feature, which row), so the transport
 answers 4xx and never 500. Values are checked strictly: a JSON string is not a
 number and `true` is not 1, because silently coercing them would serve
 predictions for data nobody sent. Requested values never appear in messages, so
-errors can be logged without leaking payloads.
+errors can be logged without leaking payloads. Messages may still name
+client-chosen strings (an unknown feature's name, an id), so they go back to
+the client only: the log gets the error's `kind` and counts instead.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,15 +30,62 @@ NUMERIC_DATATYPES = frozenset(
 )
 CATEGORICAL_DATATYPES = frozenset({"BYTES"})
 OUTPUT_NAMES = ("predict", "predict_proba")
+# Request ids go back in the X-Request-Id response header and into feedback
+# lookups: visible ASCII only (no spaces, no control characters, nothing a
+# header cannot carry), like UUIDs, W3C trace ids or ULIDs.
+MAX_ID_LENGTH = 200
+_ID = re.compile(f"[!-~]{{1,{MAX_ID_LENGTH}}}")
 
 
 class InputError(ValueError):
-    """The request is wrong; `status` is the HTTP status to answer with."""
+    """The request is wrong; `status` is the HTTP status to answer with.
 
-    def __init__(self, message: str, status: int = 400, missing: Sequence[str] = ()) -> None:
+    `kind` is a fixed word for the log (the message may echo client strings);
+    `missing` lists the model's features the request lacked, counted in
+    `modelserver_feature_missing_total` whichever error is reported;
+    `unknown` is how many input names the model does not know.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        missing: Sequence[str] = (),
+        kind: str = "invalid_input",
+        unknown: int = 0,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.missing = tuple(missing)
+        self.kind = kind
+        self.unknown = unknown
+
+    def add_missing(self, missing: Sequence[str]) -> None:
+        self.missing = tuple(dict.fromkeys((*self.missing, *missing)))
+
+
+def check_request_id(value: object, what: str) -> str:
+    """`value` if it is a usable request id, else an InputError naming the problem."""
+    if isinstance(value, str) and _ID.fullmatch(value):
+        return value
+    rule = (
+        f"{what} must be 1 to {MAX_ID_LENGTH} visible ASCII characters "
+        "(letters, digits, punctuation; no spaces or control characters)"
+    )
+    if not isinstance(value, str):
+        problem = f"got {type(value).__name__}"
+    elif not value:
+        problem = "got an empty string"
+    elif len(value) > MAX_ID_LENGTH:
+        problem = f"got {len(value)} characters"
+    else:
+        position, char = next((i, c) for i, c in enumerate(value) if not "!" <= c <= "~")
+        problem = f"character {position} is U+{ord(char):04X}"
+        if not char.isprintable():
+            problem += ", a control or unprintable character"
+        elif char.isspace():
+            problem += ", a space"
+    raise InputError(f"{rule}; {problem}", kind="bad_id")
 
 
 @dataclass
@@ -72,20 +122,37 @@ class InputSchema:
 
     def decode_v2(self, payload: Any, request_id: str) -> Decoded:
         if not isinstance(payload, dict):
-            raise InputError("request body must be a JSON object with an 'inputs' list")
+            raise InputError(
+                "request body must be a JSON object with an 'inputs' list", kind="malformed_body"
+            )
         inputs = payload.get("inputs")
         if not isinstance(inputs, list) or not inputs:
-            raise InputError("'inputs' must be a non-empty list, one tensor per feature")
-        rid = payload.get("id", request_id)
-        if not isinstance(rid, str) or not rid or len(rid) > 200:
-            raise InputError("'id' must be a non-empty string of at most 200 characters")
+            raise InputError(
+                "'inputs' must be a non-empty list, one tensor per feature", kind="malformed_body"
+            )
+        # Absent features are counted whatever error the request is refused for
+        # (a renamed feature is unknown and missing at once; a bad shape on one
+        # feature says nothing about the others being there).
+        present = {
+            name
+            for tensor in inputs
+            if isinstance(tensor, dict) and isinstance(name := tensor.get("name"), str)
+        }
+        try:
+            return self._decode_v2(payload, inputs, request_id)
+        except InputError as exc:
+            exc.add_missing([n for n in self.names if n not in present])
+            raise
+
+    def _decode_v2(self, payload: dict[str, Any], inputs: list[Any], request_id: str) -> Decoded:
+        rid = check_request_id(payload["id"], "'id'") if "id" in payload else request_id
         columns: dict[str, list[Any]] = {}
         datatypes: dict[str, str] = {}
         rows: int | None = None
         for position, tensor in enumerate(inputs):
             name, datatype, data = _tensor_parts(tensor, position)
             if name in columns:
-                raise InputError(f"input {name!r} appears more than once")
+                raise InputError(f"input {name!r} appears more than once", kind="duplicate_input")
             if name in self._known:
                 # Checked before the shape, so a wrong shape on a known feature is
                 # reported against that feature.
@@ -93,7 +160,8 @@ class InputSchema:
                 if rows is not None and count != rows:
                     raise InputError(
                         f"input {name!r} has {count} rows but earlier inputs have {rows}; "
-                        "every feature needs one value per row"
+                        "every feature needs one value per row",
+                        kind="bad_shape",
                     )
                 rows = count
             columns[name] = data
@@ -108,36 +176,49 @@ class InputSchema:
 
     def decode_v1(self, payload: Any, request_id: str) -> Decoded:
         if not isinstance(payload, dict):
-            raise InputError("request body must be a JSON object with an 'instances' list")
+            raise InputError(
+                "request body must be a JSON object with an 'instances' list", kind="malformed_body"
+            )
         instances = payload.get("instances")
         if not isinstance(instances, list) or not instances:
-            raise InputError("'instances' must be a non-empty list of rows")
+            raise InputError("'instances' must be a non-empty list of rows", kind="malformed_body")
         self._check_rows(len(instances))
         columns: dict[str, list[Any]] = {name: [] for name in self.names}
         if all(isinstance(row, dict) for row in instances):
             seen: set[str] = set()
             for row in instances:
                 seen.update(row)
-            self._check_names({name: [] for name in seen})
-            for r, row in enumerate(instances):
-                absent = [n for n in self.names if n not in row]
-                if absent:
-                    raise InputError(
-                        f"instance {r} lacks feature(s) {', '.join(absent)}", missing=absent
-                    )
-                for name in self.names:
-                    columns[name].append(row[name])
+            try:
+                self._check_names({name: [] for name in seen})
+                for r, row in enumerate(instances):
+                    absent = [n for n in self.names if n not in row]
+                    if absent:
+                        raise InputError(
+                            f"instance {r} lacks feature(s) {', '.join(absent)}",
+                            missing=absent,
+                            kind="missing_feature",
+                        )
+                    for name in self.names:
+                        columns[name].append(row[name])
+            except InputError as exc:
+                # Counted once per request for every feature any instance lacks.
+                exc.add_missing([n for n in self.names if any(n not in row for row in instances)])
+                raise
         elif all(isinstance(row, list) for row in instances):
             for r, row in enumerate(instances):
                 if len(row) != len(self.names):
                     raise InputError(
                         f"instance {r} has {len(row)} values; expected {len(self.names)} "
-                        f"in this order: {', '.join(self.names)}"
+                        f"in this order: {', '.join(self.names)}",
+                        kind="bad_shape",
                     )
                 for name, value in zip(self.names, row, strict=True):
                     columns[name].append(value)
         else:
-            raise InputError("each instance must be an object of features or a list of values")
+            raise InputError(
+                "each instance must be an object of features or a list of values",
+                kind="malformed_body",
+            )
         return self._decode(columns, len(instances), request_id, ("predict",))
 
     # -- shared ------------------------------------------------------------------------------
@@ -148,24 +229,35 @@ class InputSchema:
                 f"{rows} rows exceed the limit of {self.max_rows} per request "
                 "(MODELSERVER_MAX_BATCH_ROWS); split the batch",
                 status=413,
+                kind="too_many_rows",
             )
 
     def _check_names(self, columns: dict[str, Any]) -> None:
         unknown = sorted(n for n in columns if n not in self._known)
-        if unknown:
-            raise InputError(
-                f"unknown feature(s) {', '.join(unknown)}; this model takes {', '.join(self.names)}"
-            )
         missing = [n for n in self.names if n not in columns]
+        if not unknown and not missing:
+            return
+        problems = []
+        if unknown:
+            problems.append(f"unknown feature(s) {', '.join(unknown)}")
         if missing:
-            raise InputError(f"missing feature(s) {', '.join(missing)}", missing=missing)
+            problems.append(f"missing feature(s) {', '.join(missing)}")
+        raise InputError(
+            f"{'; '.join(problems)}; this model takes {', '.join(self.names)}",
+            missing=missing,
+            kind="unknown_feature" if unknown else "missing_feature",
+            unknown=len(unknown),
+        )
 
     def _check_datatype(self, name: str, datatype: str) -> None:
         kind = self.features[self.names.index(name)].kind
         allowed = NUMERIC_DATATYPES if kind == "numeric" else CATEGORICAL_DATATYPES
         if datatype not in allowed:
             wanted = "a numeric datatype such as FP64" if kind == "numeric" else "BYTES"
-            raise InputError(f"input {name!r} has datatype {datatype!r}; {kind} needs {wanted}")
+            raise InputError(
+                f"input {name!r} has datatype {datatype!r}; {kind} needs {wanted}",
+                kind="bad_datatype",
+            )
 
     def _decode(
         self, columns: dict[str, list[Any]], rows: int, request_id: str, outputs: tuple[str, ...]
@@ -204,16 +296,19 @@ class InputSchema:
 
 def _tensor_parts(tensor: Any, position: int) -> tuple[str, str, list[Any]]:
     if not isinstance(tensor, dict):
-        raise InputError(f"inputs[{position}] must be an object with name, datatype, shape, data")
+        raise InputError(
+            f"inputs[{position}] must be an object with name, datatype, shape, data",
+            kind="malformed_body",
+        )
     name = tensor.get("name")
     if not isinstance(name, str) or not name:
-        raise InputError(f"inputs[{position}] needs a string 'name'")
+        raise InputError(f"inputs[{position}] needs a string 'name'", kind="malformed_body")
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str):
-        raise InputError(f"input {name!r} needs a string 'datatype'")
+        raise InputError(f"input {name!r} needs a string 'datatype'", kind="malformed_body")
     data = tensor.get("data")
     if not isinstance(data, list):
-        raise InputError(f"input {name!r} needs a 'data' list")
+        raise InputError(f"input {name!r} needs a 'data' list", kind="malformed_body")
     return name, datatype, data
 
 
@@ -227,14 +322,20 @@ def _rows_of(name: str, shape: Any, data: list[Any]) -> int:
         or shape[0] < 1
     ):
         raise InputError(
-            f"input {name!r} has shape {shape!r}; one feature per input needs [rows] or [rows, 1]"
+            f"input {name!r} has shape {shape!r}; one feature per input needs [rows] or [rows, 1]",
+            kind="bad_shape",
         )
     if data and isinstance(data[0], list):
         if not all(isinstance(item, list) and len(item) == 1 for item in data):
-            raise InputError(f"input {name!r}: nested data must be [[value], [value], ...]")
+            raise InputError(
+                f"input {name!r}: nested data must be [[value], [value], ...]", kind="bad_shape"
+            )
         data[:] = [item[0] for item in data]
     if len(data) != shape[0]:
-        raise InputError(f"input {name!r} has {len(data)} values but its shape says {shape[0]}")
+        raise InputError(
+            f"input {name!r} has {len(data)} values but its shape says {shape[0]}",
+            kind="bad_shape",
+        )
     return int(shape[0])
 
 
@@ -243,26 +344,41 @@ def _numeric_column(name: str, values: list[Any]) -> npt.NDArray[np.float64]:
         kind = type(value)
         if kind is float:
             if not math.isfinite(value):
-                raise InputError(f"feature {name!r} row {row}: NaN and infinite values are refused")
+                raise InputError(
+                    f"feature {name!r} row {row}: NaN and infinite values are refused",
+                    kind="bad_value",
+                )
         elif kind is not int:
             if value is None:
-                raise InputError(f"feature {name!r} row {row} is missing (null)", missing=[name])
+                raise InputError(
+                    f"feature {name!r} row {row} is missing (null)",
+                    missing=[name],
+                    kind="missing_feature",
+                )
             raise InputError(
-                f"feature {name!r} row {row}: expected a number, got {type(value).__name__}"
+                f"feature {name!r} row {row}: expected a number, got {type(value).__name__}",
+                kind="bad_value",
             )
     try:
         return np.asarray(values, dtype=np.float64)
     except OverflowError:
-        raise InputError(f"feature {name!r}: an integer is too large for a float") from None
+        raise InputError(
+            f"feature {name!r}: an integer is too large for a float", kind="bad_value"
+        ) from None
 
 
 def _categorical_column(name: str, values: list[Any]) -> list[str]:
     for row, value in enumerate(values):
         if type(value) is not str:
             if value is None:
-                raise InputError(f"feature {name!r} row {row} is missing (null)", missing=[name])
+                raise InputError(
+                    f"feature {name!r} row {row} is missing (null)",
+                    missing=[name],
+                    kind="missing_feature",
+                )
             raise InputError(
-                f"feature {name!r} row {row}: expected a string, got {type(value).__name__}"
+                f"feature {name!r} row {row}: expected a string, got {type(value).__name__}",
+                kind="bad_value",
             )
     return values
 
@@ -271,11 +387,16 @@ def _requested_outputs(outputs: Any) -> tuple[str, ...]:
     if outputs is None:
         return ("predict",)
     if not isinstance(outputs, list) or not outputs:
-        raise InputError("'outputs' must be a non-empty list of {\"name\": ...} objects")
+        raise InputError(
+            "'outputs' must be a non-empty list of {\"name\": ...} objects", kind="unknown_output"
+        )
     names = []
     for item in outputs:
         name = item.get("name") if isinstance(item, dict) else None
         if name not in OUTPUT_NAMES:
-            raise InputError(f"unknown output {name!r}; available: {', '.join(OUTPUT_NAMES)}")
+            raise InputError(
+                f"unknown output {name!r}; available: {', '.join(OUTPUT_NAMES)}",
+                kind="unknown_output",
+            )
         names.append(name)
     return tuple(dict.fromkeys(names))

@@ -1,9 +1,11 @@
 """Structured logs: one JSON object per line on stderr, never a request payload.
 
 Log collectors (Loki, Cloud Logging, ...) parse JSON lines without
-configuration. Only messages and identifiers are logged (request ids,
-statuses, feature names); input values never are, since they may be personal
-data.
+configuration. Only fixed messages and the server's own identifiers are logged
+(statuses, error kinds, the model's feature names, request ids the server
+assigned); input values never are, since they may be personal data, nor any
+other client-chosen string (an unknown feature's name, a client's request id),
+which could be anything from a payload to a forged log line.
 """
 
 from __future__ import annotations

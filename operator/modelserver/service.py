@@ -108,12 +108,14 @@ class ModelService:
             raise InputError(
                 f"unknown model {name!r}; this server serves {self.settings.model_name!r}",
                 status=404,
+                kind="unknown_model",
             )
         if version is not None and version != self.settings.model_version:
             raise InputError(
                 f"model {name!r} has no version {version!r}; this server serves "
                 f"version {self.settings.model_version!r}",
                 status=404,
+                kind="unknown_version",
             )
 
     def decode_v2(self, payload: Any, request_id: str) -> Decoded:
@@ -150,7 +152,9 @@ class ModelService:
             probabilities = self.model.predict_proba(matrix) if proba else None
         except (ValueError, TypeError) as exc:
             # scikit-learn reports input it cannot handle as ValueError/TypeError.
-            raise InputError(f"the model rejected the input: {exc}", status=422) from None
+            raise InputError(
+                f"the model rejected the input: {exc}", status=422, kind="model_rejected"
+            ) from None
         return Prediction(labels, probabilities)
 
     def infer(self, batch: Sequence[Decoded]) -> list[Prediction]:
@@ -198,7 +202,7 @@ class ModelService:
                     }
                 )
             elif result.proba is None:
-                raise InputError("this model has no predict_proba output")
+                raise InputError("this model has no predict_proba output", kind="unknown_output")
             else:
                 outputs.append(
                     {

@@ -65,11 +65,33 @@ class Server:
         assert status == 200
         return str(text)
 
+    def wait_until(self, path: str, what: str) -> None:
+        """Until GET `path` answers 200; fails at once if the process exits."""
+
+        def ok() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log.read_text()}")
+            try:
+                return http("GET", self.url + path)[0] == 200
+            except OSError:
+                return False
+
+        wait_for(ok, timeout=60, what=what, interval=0.05)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The server's log so far, one parsed JSON object per line (each line must be JSON)."""
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
 
 @contextmanager
 def running_server(
-    artifact: Mapping[str, Any], log_dir: Path, name: str = "wine", **env: str
+    artifact: Mapping[str, Any],
+    log_dir: Path,
+    name: str = "wine",
+    wait_ready: bool = True,
+    **env: str,
 ) -> Iterator[Server]:
+    """A `modelrollout serve` process on a free loopback port, ready unless `wait_ready` is off."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -86,16 +108,8 @@ def running_server(
         process = subprocess.Popen([CLI, "serve"], env=full_env, stdout=sink, stderr=sink)
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited early:\n{log.read_text()}")
-            try:
-                return http("GET", f"{server.url}/v2/health/ready")[0] == 200
-            except OSError:
-                return False
-
-        wait_for(ready, timeout=60, what="the model server to become ready", interval=0.05)
+        if wait_ready:
+            server.wait_until("/v2/health/ready", "the model server to become ready")
         yield server
     finally:
         process.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
@@ -15,6 +16,7 @@ import skops.io
 from ms_helpers import CLI, Server, http, label, metric_samples, running_server, v2_body
 
 from modelrollout.devenv.ports import free_port
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -100,6 +102,15 @@ def bad_requests(row: dict[str, float]) -> list[tuple[str, str, str, int, str]]:
             "nope",
         ),
         ("no such route", "/v3/anything", "{}", 404, "Not Found"),
+        ("id with a newline", infer, v2_body(row, id="a\nb"), 400, "'id' must be 1 to 200"),
+        ("id too long", infer, v2_body(row, id="x" * 201), 400, "got 201 characters"),
+        (
+            "feedback id with a carriage return",
+            "/v2/models/wine/feedback",
+            json.dumps({"id": "a\rb", "labels": ["class_0"]}),
+            400,
+            "feedback 'id' must be",
+        ),
     ]
 
 
@@ -116,17 +127,130 @@ def test_every_bad_request_gets_a_4xx_json_error_naming_it(
     assert "error" in answer
 
 
+def test_an_id_with_a_newline_is_refused_and_the_connection_still_answers(
+    server: Server, wine_row: dict[str, float]
+) -> None:
+    # The id used to be copied into the X-Request-Id header, where aiohttp
+    # refused the newline and dropped the connection without any response.
+    status, answer, headers = http(
+        "POST", f"{server.url}/v2/models/wine/infer", v2_body(wine_row, id="evil\nSet-Cookie: x")
+    )
+    assert status == 400
+    assert "control" in answer["error"]
+    assert "\n" not in headers["X-Request-Id"]
+    # The header is checked too: a space cannot round-trip through it.
+    status, answer, _ = http(
+        "POST",
+        f"{server.url}/v2/models/wine/infer",
+        v2_body(wine_row),
+        headers={"X-Request-Id": "two words"},
+    )
+    assert status == 400
+    assert "X-Request-Id" in answer["error"]
+    status, _, headers = http(
+        "POST", f"{server.url}/v2/models/wine/infer", v2_body(wine_row), {"X-Request-Id": "ok-1"}
+    )
+    assert (status, headers["X-Request-Id"]) == (200, "ok-1")
+
+
+def test_refusals_are_logged_without_anything_the_client_chose(
+    server: Server, wine_row: dict[str, float]
+) -> None:
+    mark = "zq7Xsecret"
+    infer = f"{server.url}/v2/models/wine/infer"
+    before = len(server.log_lines())
+    # (url, body, headers, what the response says, the kind the log says)
+    requests: list[tuple[str, str, dict[str, str], str, str]] = [
+        (infer, v2_body({**wine_row, f"{mark}_f": 1.0}), {}, mark, "unknown_feature"),
+        (infer, v2_body(wine_row, id=f"{mark}\n"), {}, "U+000A", "bad_id"),
+        (infer, '{"inputs": [', {"X-Request-Id": f"{mark}-h"}, "malformed", "malformed_json"),
+        (f"{server.url}/v2/models/{mark}/infer", v2_body(wine_row), {}, mark, "unknown_model"),
+        (
+            f"{server.url}/v1/models/wine:predict",
+            json.dumps({"instances": [{mark: 1}]}),
+            {},
+            mark,
+            "unknown_feature",
+        ),
+        (
+            f"{server.url}/v2/models/wine/feedback",
+            json.dumps({"id": f"{mark}-id", "labels": ["class_0"]}),
+            {},
+            mark,
+            "unknown_request",
+        ),
+    ]
+    for url, body, headers, says, _ in requests:
+        status, answer, _ = http("POST", url, body, headers)
+        assert 400 <= status < 500
+        assert says in answer["error"]  # the client is told
+    # Each refusal is logged (before its response is sent) as one JSON line.
+    refused = [line for line in server.log_lines()[before:] if "refused" in line["msg"]]
+    assert [line["kind"] for line in refused] == [r[-1] for r in requests]
+    assert mark not in server.log.read_text()
+    assert refused[0]["unknown_features"] == 1
+    assert "request_id" not in refused[2]  # the client chose that one
+    assert "request_id" in refused[3]  # the server did
+
+
+def test_readiness_answers_503_while_the_model_loads_and_200_after(
+    models: dict[str, dict[str, Any]], tmp_path: Path, wine_row: dict[str, float]
+) -> None:
+    model = models["wine-improved"]
+    # The profile is read from a FIFO during loading, so loading cannot finish
+    # until this test writes it: "still loading" is a state, not a race.
+    fifo = tmp_path / "profile.fifo"
+    os.mkfifo(fifo)
+    env = {"MODELSERVER_PROFILE_URI": str(fifo)}
+    with running_server(model, tmp_path, wait_ready=False, **env) as s:
+        s.wait_until("/v2/health/live", "the port to open while the model loads")
+
+        def writer() -> int | None:
+            assert s.process.poll() is None, s.log.read_text()
+            try:  # succeeds only once the server has opened the FIFO to read it
+                return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+                return None
+
+        fd = wait_for(writer, timeout=60, what="the server to start reading its profile")
+        try:
+            status, body, _ = http("GET", f"{s.url}/v2/health/ready")
+            assert (status, body["ready"]) == (503, False)
+            assert http("GET", f"{s.url}/v2/models/wine/ready")[0] == 503
+            assert http("POST", f"{s.url}/v2/models/wine/infer", v2_body(wine_row))[0] == 503
+            assert http("GET", f"{s.url}/v2/health/live")[0] == 200
+            os.set_blocking(fd, True)
+            os.write(fd, Path(model["profile"]).read_bytes())
+        finally:
+            os.close(fd)
+        s.wait_until("/v2/health/ready", "readiness once the model is loaded")
+        assert http("GET", f"{s.url}/v2/models/wine/ready")[0] == 200
+        assert http("POST", f"{s.url}/v2/models/wine/infer", v2_body(wine_row))[0] == 200
+
+
+def missing_count(server: Server, feature: str) -> float:
+    value = label(
+        metric_samples(server.metrics(), "modelserver_feature_missing_total"), feature=feature
+    )
+    assert value is not None
+    return value
+
+
 def test_metrics_count_requests_by_endpoint_and_code(
     server: Server, wine_row: dict[str, float]
 ) -> None:
     http("POST", f"{server.url}/v2/models/wine/infer", '{"inputs": [')
+    missing_before = missing_count(server, "hue")
+    no_hue = {k: v for k, v in wine_row.items() if k != "hue"}
+    assert http("POST", f"{server.url}/v2/models/wine/infer", v2_body(no_hue))[0] == 400
+    assert missing_count(server, "hue") == missing_before + 1
     text = server.metrics()
     requests = metric_samples(text, "modelserver_requests_total")
     assert label(requests, endpoint="infer", code="400", model_name="wine", model_version="1")
     info = metric_samples(text, "modelserver_model_info")
     assert label(info, revision="abc123") == 1
-    missing = metric_samples(text, "modelserver_feature_missing_total")
-    assert label(missing, feature="hue") is not None
     assert "modelserver_request_duration_seconds_bucket" in text
     # The window is far below its minimum: drift gauges are absent, not zero.
     assert "modelserver_feature_drift_psi{" not in text

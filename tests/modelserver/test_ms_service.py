@@ -127,6 +127,76 @@ def test_missing_features_are_refused_and_counted(
     assert missing("alcohol") == 0
 
 
+def missing_counts(registry: CollectorRegistry, features: tuple[str, ...]) -> dict[str, float]:
+    return {
+        f: registry.get_sample_value(
+            "modelserver_feature_missing_total",
+            {"model_name": "m", "model_version": "0", "feature": f},
+        )
+        or 0.0
+        for f in features
+    }
+
+
+def test_missing_features_are_counted_whichever_error_is_reported(
+    models: dict[str, dict[str, Any]], wine_row: dict[str, float]
+) -> None:
+    service, registry = service_for(models["wine-improved"])
+    watched = ("hue", "proline", "alcohol")
+    # A renamed feature is unknown and missing at once: both are named, it counts as missing.
+    renamed = {("colour_hue" if k == "hue" else k): v for k, v in wine_row.items()}
+    error = refusal(service, v2(renamed))
+    assert "unknown feature(s) colour_hue" in str(error)
+    assert "missing feature(s) hue" in str(error)
+    assert missing_counts(registry, watched) == {"hue": 1, "proline": 0, "alcohol": 0}
+    # A bad shape on a present feature is reported, and the absent one still counted.
+    no_proline = {k: v for k, v in wine_row.items() if k != "proline"}
+    error = refusal(service, with_input(no_proline, "hue", shape=[1, 2]))
+    assert "'hue' has shape" in str(error)
+    assert missing_counts(registry, watched) == {"hue": 1, "proline": 1, "alcohol": 0}
+    # So is an invalid id, and the V1 protocol's unknown-plus-missing rows.
+    payload = {**v2(no_proline), "id": "two words"}
+    assert "'id'" in str(refusal(service, payload))
+    with pytest.raises(InputError, match="unknown feature"):
+        service.decode_v1({"instances": [{**no_proline, "prolin": 1.0}]}, "r")
+    assert missing_counts(registry, watched) == {"hue": 1, "proline": 3, "alcohol": 0}
+
+
+GOOD_IDS = ["550e8400-e29b-41d4-a716-446655440000", "00-4bf92f35-01", "a", "x" * 200, "k=v/1:2"]
+BAD_IDS = [
+    ("newline", "a\nb", "U+000A, a control"),
+    ("carriage return", "a\rb", "U+000D"),
+    ("space", "a b", "U+0020, a space"),
+    ("non-ASCII", "caf\u00e9", "U+00E9"),
+    ("empty", "", "empty string"),
+    ("too long", "x" * 201, "got 201 characters"),
+    ("not a string", 17, "got int"),
+]
+
+
+@pytest.mark.parametrize("good", GOOD_IDS)
+def test_usable_ids_are_kept(
+    wine: tuple[ModelService, CollectorRegistry], wine_row: dict[str, float], good: str
+) -> None:
+    assert wine[0].decode_v2({**v2(wine_row), "id": good}, "r").request_id == good
+
+
+@pytest.mark.parametrize(("case", "bad", "says"), BAD_IDS, ids=[b[0] for b in BAD_IDS])
+def test_ids_that_cannot_be_echoed_in_a_header_are_refused(
+    models: dict[str, dict[str, Any]], wine_row: dict[str, float], case: str, bad: Any, says: str
+) -> None:
+    service, _ = service_for(models["wine-improved"])
+    error = refusal(service, {**v2(wine_row), "id": bad})
+    assert (error.status, error.kind) == (400, "bad_id")
+    assert "'id' must be 1 to 200 visible ASCII characters" in str(error)
+    assert says in str(error)
+    served = service.decode_v2(v2(wine_row), "fb-1")
+    service.infer([served])
+    with pytest.raises(InputError, match="feedback 'id' must be") as caught:
+        service.score_feedback({"id": bad, "labels": ["class_0"]})
+    assert says in str(caught.value)
+
+
 def test_unseen_categories_are_served_and_counted(
     models: dict[str, dict[str, Any]], penguin_row: dict[str, Any]
 ) -> None:
