@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from modelserver.inputs import MAX_ID_LENGTH
+
 if TYPE_CHECKING:
     from modelserver.service import ModelService
 
 JSON = "application/json"
+REQUEST_ID = {
+    "type": "string",
+    "pattern": f"^[!-~]{{1,{MAX_ID_LENGTH}}}$",
+    "description": "Visible ASCII only: no spaces or control characters.",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -64,12 +71,19 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
         "schema": {"type": "string"},
         "example": version,
     }
+    request_id_header = {
+        "name": "X-Request-Id",
+        "in": "header",
+        "required": False,
+        "schema": REQUEST_ID,
+        "description": "The request's id (else the body's `id`, else one the server assigns).",
+    }
     model_errors = (400, 404, 413, 422, 500, 503)
 
     def op(summary: str, ok: str, params: list[Any], body: str | None = None) -> dict[str, Any]:
         operation: dict[str, Any] = {
             "summary": summary,
-            "parameters": params,
+            "parameters": [*params, request_id_header] if body else params,
             "responses": _responses(ok, *(model_errors if body else (404, 503))),
         }
         if body:
@@ -93,6 +107,9 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
                 "get": op("Model metadata", "Object", [name_param, version_param])
             },
             "/v2/models/{name}/ready": {"get": op("Model readiness", "Object", [name_param])},
+            "/v2/models/{name}/versions/{version}/ready": {
+                "get": op("Model version readiness", "Object", [name_param, version_param])
+            },
             "/v2/models/{name}/infer": {"post": infer},
             "/v2/models/{name}/versions/{version}/infer": {
                 "post": op(
@@ -110,6 +127,28 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
             "/v1/models/{name}": {"get": op("KServe V1 model status", "Object", [name_param])},
             "/v1/models/{name}:predict": {
                 "post": op("KServe V1 prediction", "V1Response", [name_param], "V1Request")
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3 document.",
+                            "content": {JSON: {"schema": _ref("Object")}},
+                        }
+                    },
+                }
             },
         },
         "components": {"schemas": _schemas()},
@@ -140,7 +179,7 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["inputs"],
             "properties": {
-                "id": {"type": "string"},
+                "id": REQUEST_ID,
                 "inputs": {"type": "array", "items": _ref("Tensor")},
                 "outputs": {
                     "type": "array",
@@ -173,7 +212,7 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["id", "labels"],
             "properties": {
-                "id": {"type": "string"},
+                "id": REQUEST_ID,
                 "labels": {
                     "type": "array",
                     "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},

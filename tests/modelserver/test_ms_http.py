@@ -320,7 +320,7 @@ def test_schemathesis_finds_no_server_errors(server: Server, tmp_path: Path) -> 
     st = str(Path(CLI).with_name("schemathesis"))
     done = subprocess.run(
         [st, "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error",
-         "--max-examples", "25", "--seed", "1", "--request-timeout", "10"],
+         "--max-examples", "35", "--seed", "1", "--request-timeout", "10"],
         capture_output=True, text=True, timeout=500, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:]
