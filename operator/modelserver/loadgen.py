@@ -7,6 +7,12 @@ dropped features), and a share of answered requests gets its true label posted
 back as feedback. Requests follow an open-loop schedule at the given rate (or
 go as fast as the concurrency allows when the rate is 0, for benchmarks), and
 the summary gives status codes and latency percentiles.
+
+With a rate, latency is measured from each request's scheduled send time, not
+from when it was actually sent: a stalled server (or too little concurrency)
+delays the requests queued behind it, and timing from the late send would hide
+that wait (coordinated omission). The summary compares the achieved rate with
+the target and warns when it falls more than 10% short.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import numpy as np
 from modelserver.datasets import Dataset, load_dataset
 
 PROTOCOLS = ("v2", "v1", "v2-tensor")
+# Achieved rate below this share of the target is reported as a shortfall.
+RATE_TOLERANCE = 0.9
 # Distinct request bodies prepared up front and reused round-robin: building
 # JSON in the hot loop would make the load tool, not the server, the bottleneck.
 POOL_SIZE = 2000
@@ -58,6 +66,24 @@ class Summary:
     feedback: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
+    # Requests/s asked for; None when sending as fast as possible.
+    target_rate: float | None = None
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.sent / self.elapsed if self.elapsed else 0.0
+
+    def rate_warning(self) -> str | None:
+        """Says so when the achieved rate is more than 10% below the target."""
+        target = self.target_rate
+        if not target or not self.sent or self.achieved_rate >= RATE_TOLERANCE * target:
+            return None
+        short = 100 * (1 - self.achieved_rate / target)
+        return (
+            f"achieved {self.achieved_rate:.1f} req/s, {short:.0f}% below the target "
+            f"{target:g} req/s: the server or the load tool cannot keep up (try more "
+            "--concurrency); latencies include the wait behind the schedule"
+        )
 
     def percentile(self, q: float) -> float | None:
         if not self.latencies:
@@ -72,7 +98,9 @@ class Summary:
         return {
             "sent": self.sent,
             "elapsed_seconds": round(self.elapsed, 3),
-            "requests_per_second": round(self.sent / self.elapsed, 1) if self.elapsed else 0.0,
+            "requests_per_second": round(self.achieved_rate, 1),
+            "target_requests_per_second": self.target_rate,
+            "rate_warning": self.rate_warning(),
             "codes": dict(sorted(self.codes.items())),
             "feedback_codes": dict(sorted(self.feedback.items())),
             "latency_ms": {"p50": ms(50), "p90": ms(90), "p99": ms(99), "max": ms(100)},
@@ -81,9 +109,11 @@ class Summary:
     def line(self) -> str:
         data = self.to_json()
         lat = data["latency_ms"]
+        target = f" (target {self.target_rate:g}/s)" if self.target_rate else ""
         return (
-            f"sent={data['sent']} rate={data['requests_per_second']}/s codes={data['codes']} "
-            f"feedback={data['feedback_codes']} p50={lat['p50']}ms p99={lat['p99']}ms"
+            f"sent={data['sent']} rate={data['requests_per_second']}/s{target} "
+            f"codes={data['codes']} feedback={data['feedback_codes']} "
+            f"p50={lat['p50']}ms p99={lat['p99']}ms"
         )
 
 
@@ -169,7 +199,7 @@ async def run_load(config: LoadConfig, out: TextIO = sys.stderr) -> Summary:
     path = "/v1/models/{}:predict" if config.protocol == "v1" else "/v2/models/{}/infer"
     targets = [u.rstrip("/") + path.format(config.model) for u in config.urls]
     feedback_targets = [f"{u.rstrip('/')}/v2/models/{config.model}/feedback" for u in config.urls]
-    summary = Summary()
+    summary = Summary(target_rate=config.rate if config.rate > 0 else None)
     chooser = random.Random(config.seed + 1)  # noqa: S311
     next_index = 0
     start = time.perf_counter()
@@ -184,8 +214,10 @@ async def run_load(config: LoadConfig, out: TextIO = sys.stderr) -> Summary:
             next_index += 1
             if config.requests is not None and i >= config.requests:
                 return
+            scheduled = None
             if config.rate > 0:
-                delay = start + i / config.rate - time.perf_counter()
+                scheduled = start + i / config.rate
+                delay = scheduled - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
             if deadline is not None and time.perf_counter() >= deadline:
@@ -193,6 +225,8 @@ async def run_load(config: LoadConfig, out: TextIO = sys.stderr) -> Summary:
             item = pool[i % len(pool)]
             target = i % len(targets)
             sent_at = time.perf_counter()
+            # From the schedule (or the send, if the timer woke early): see the docstring.
+            origin = sent_at if scheduled is None else min(scheduled, sent_at)
             try:
                 async with session.post(targets[target], data=item.body, headers=headers) as resp:
                     answer = await resp.read()
@@ -200,7 +234,7 @@ async def run_load(config: LoadConfig, out: TextIO = sys.stderr) -> Summary:
                     request_id = resp.headers.get("X-Request-Id")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 code, answer, request_id = f"error:{type(exc).__name__}", b"", None
-            summary.latencies.append(time.perf_counter() - sent_at)
+            summary.latencies.append(time.perf_counter() - origin)
             summary.sent += 1
             summary.codes[code] += 1
             if code == "200" and config.feedback_share and chooser.random() < config.feedback_share:
@@ -220,6 +254,9 @@ async def run_load(config: LoadConfig, out: TextIO = sys.stderr) -> Summary:
         await asyncio.gather(*(worker(session) for _ in range(config.concurrency)))
         reporter.cancel()
     summary.elapsed = time.perf_counter() - start
+    warning = summary.rate_warning()
+    if warning:
+        print(f"warning: {warning}", file=out, flush=True)
     return summary
 
 

@@ -26,7 +26,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model", help="model name in the URL path (default: the dataset name)")
     parser.add_argument("--dataset", default="wine", choices=("wine", "breast_cancer", "penguins"))
     parser.add_argument(
-        "--rate", type=float, default=50.0, help="requests/s; 0 = as fast as possible"
+        "--rate",
+        type=float,
+        default=50.0,
+        help="requests/s on a fixed schedule, latency timed from each request's scheduled "
+        "send (a stall delays the ones behind it); the summary warns when the achieved rate "
+        "is over 10%% short; 0 = as fast as possible, timed from the actual send",
     )
     parser.add_argument(
         "--duration", type=float, help="seconds to run (default 10 without --requests)"
