@@ -22,7 +22,8 @@ PEERING = "modelrollout"
 # Short, so the standby takes over within seconds of the leader's death
 # (Kopf's and the operator's default is 60 s).
 LIFETIME_SECONDS = 15
-PAUSED = "Pausing operations in favour of"
+# Kopf starts every replica paused and says this when one becomes the acting one.
+ACTING = "Resuming operations after the pause"
 
 
 def replica(kube: ClusterUnderTest, namespace: str, log: Path, priority: int) -> OperatorProcess:
@@ -70,11 +71,9 @@ def test_only_the_leader_acts_and_the_standby_takes_over_when_it_dies(
 ) -> None:
     leader, standby = replicas
     leader.start()
-    wait_for(
-        lambda: len(peers(crds, namespace)) == 1, timeout=60, what="the leader's peering record"
-    )
+    wait_for(lambda: ACTING in leader.log(), timeout=60, what="the leader acting")
     standby.start()
-    wait_for(lambda: PAUSED in standby.log(), timeout=60, what="the standby pausing for the leader")
+    wait_for(lambda: len(peers(crds, namespace)) == 2, timeout=60, what="both peering records")
 
     rollouts = Rollouts(crds, namespace)
     body = example("canary")
@@ -86,8 +85,14 @@ def test_only_the_leader_acts_and_the_standby_takes_over_when_it_dies(
     first = rollouts.wait_phase("peered", "Healthy")
     assert acted_on(leader, namespace, "peered")
     assert not acted_on(standby, namespace, "peered"), "the paused standby acted too"
+    assert ACTING not in standby.log(), "the standby resumed while the leader lives"
 
     leader.kill()  # no goodbye: its record must expire
+    wait_for(
+        lambda: ACTING in standby.log(),
+        timeout=LIFETIME_SECONDS + 60,
+        what="the standby taking over once the leader's record expired",
+    )
     rollouts.patch_spec("peered", {"model": {"version": "2"}})
     status = rollouts.wait_status(
         "peered", "version 2 rolled out by the standby",
