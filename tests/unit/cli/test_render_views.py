@@ -206,21 +206,21 @@ def test_blue_green_idle_lists_the_stages_unmarked() -> None:
 
 
 def test_a_blue_green_stage_this_plugin_does_not_know_shows_the_operators_reason() -> None:
-    # A newer operator's stage (say, analysis after the switch) and a status field
-    # this version has never heard of.
+    # A stage number from a newer operator and a status field this version has
+    # never heard of.
     status = ModelDeploymentStatus.model_validate(
         {
             "phase": "Progressing",
             "stableRevision": "blue1",
             "canaryRevision": "green2",
             "canaryVersion": "2",
-            "currentStep": 3,
-            "reason": "PostSwitchAnalysis",
-            "postSwitch": {"until": "2025-06-01T12:05:00Z"},
+            "currentStep": 7,
+            "reason": "SomethingNew",
+            "somethingNew": {"until": "2025-06-01T12:05:00Z"},
         }
     )
     lines = bluegreen_lines("fraud", MANUAL, status, {})
-    assert marked(lines) == ["stage 3: PostSwitchAnalysis (see Message)"]
+    assert marked(lines) == ["stage 7: SomethingNew (see Message)"]
     assert len(lines) == 6
 
 
