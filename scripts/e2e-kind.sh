@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make e2e-kind`: the real image in a real kind cluster. Builds the image, loads
-# it into kind, installs the chart, applies the examples (server-side dry-run:
-# their images are placeholders), then rolls out a model by canary gated on its
-# error rate in Prometheus: version 2 is promoted, version 3 (answering half its
-# requests with 500) is rolled back automatically.
+# it into kind, installs the chart, dry-runs the examples (server-side: their
+# images are placeholders) and its own manifests, then rolls out a model by
+# canary gated on its error rate in Prometheus: version 2 is promoted, version 3
+# (answering half its requests with 500) is rolled back automatically.
 # Needs Docker, kind, kubectl and helm on PATH. It has NOT been run on the
 # development machine, which has no Docker engine (README "Kind").
 set -euo pipefail
@@ -28,8 +28,8 @@ helm upgrade --install modelrollout charts/modelrollout --kube-context "kind-$cl
   --set image.repository=modelrollout --set image.tag=e2e --set image.pullPolicy=Never \
   --set "watchNamespaces={$ns}"
 
-step "the examples pass the API server's validation"
-for example in examples/*.yaml; do kubectl apply --dry-run=server -n "$ns" -f "$example"; done
+step "the examples and the e2e manifests pass the API server's validation"
+scripts/e2e-kind/check-manifests.sh --context "kind-$cluster"
 
 step "Prometheus, version 1 and traffic"
 kubectl apply -f scripts/e2e-kind/prometheus.yaml
