@@ -254,15 +254,21 @@ def test_a_restarted_operator_resumes_at_the_same_step_without_promoting_twice(
     rollouts.patch_spec("resume", {"model": {"version": "2"}})
     before = rollouts.wait_status("resume", "the timed pause", lambda s: s.get("currentStep") == 1)
     paused_at = parse_time(before["stepStartedAt"])
-    # Kill a while into the pause, so a timer restarted by the new process would
-    # end measurably later than the original deadline.
+    # Half the pause in, so a pause restarted by the new process would end clearly
+    # later than the original deadline.
     wait_for(
-        lambda: datetime.now(UTC) > paused_at + timedelta(seconds=5),
-        timeout=30, what="5 s into the pause",
+        lambda: datetime.now(UTC) > paused_at + timedelta(seconds=pause / 2),
+        timeout=pause, what="half the pause to pass",
     )  # fmt: skip
     operator.kill()
+    port = free_port()
+    operator.options = ("--standalone", "--metrics-port", str(port))
     operator.start()
-    restarted_at = datetime.now(UTC)
+    # The new process's own metrics say when it first reconciled the object (the
+    # only one in this namespace); a pause timer restarted by it would end a whole
+    # pause after that, the original one ends at its old deadline.
+    wait_for(lambda: reconciles(port) >= 1, timeout=120, what="the restarted operator's reconcile")
+    first_reconcile_at = datetime.now(UTC)
     after = rollouts.wait_status(
         "resume", "the step after the pause",
         lambda s: s.get("currentStep", 0) >= 2, timeout=120,
@@ -270,10 +276,11 @@ def test_a_restarted_operator_resumes_at_the_same_step_without_promoting_twice(
     assert after["canaryRevision"] == before["canaryRevision"]
     assert after["rolloutStartedAt"] == before["rolloutStartedAt"]
     next_step_at = parse_time(after["stepStartedAt"])
-    assert next_step_at >= paused_at + timedelta(seconds=pause), "the pause was cut short"
-    assert next_step_at < restarted_at + timedelta(seconds=pause), (
-        f"the pause restarted with the new process: it ended at {next_step_at}, "
-        f"the original deadline was {paused_at + timedelta(seconds=pause)}"
+    deadline = paused_at + timedelta(seconds=pause)
+    assert next_step_at >= deadline, "the pause was cut short"
+    assert next_step_at < max(deadline, first_reconcile_at) + timedelta(seconds=pause / 2), (
+        f"the pause restarted with the new process: it ended at {next_step_at}, the original "
+        f"deadline was {deadline}, the new process reconciled first at {first_reconcile_at}"
     )
 
     rollouts.wait_status(
