@@ -14,7 +14,13 @@ from modelrollout.api import (
     parse_duration,
 )
 from modelrollout.api import names as n
-from modelrollout.rollout.bluegreen import PREVIEW_STARTING, PREVIEWING, SCALING_UP
+from modelrollout.rollout.bluegreen import (
+    PREVIEW_STARTING,
+    PREVIEWING,
+    SCALING_UP,
+    VERIFIED,
+    VERIFYING,
+)
 from modelrollout.rollout.gating import stamp
 
 TERMINAL_PHASES = ("Healthy", "Degraded")
@@ -102,18 +108,31 @@ def bluegreen_lines(
         switched = f"switched {name} to {switched_to}" + (
             f" at {stamp(promoted)}" if promoted else ""
         )
+    delay = strategy.scale_down_delay_seconds
+    verifying_until = None
+    if green and step in (VERIFYING, VERIFIED) and status.step_started_at is not None:
+        # Switched, the old revision still up: the analysis verifies the switch.
+        verifying_until = status.step_started_at + timedelta(seconds=delay)
+        switched = f"switched {name} to {green} at {stamp(status.step_started_at)}; " + (
+            "verification ended by `promote`"
+            if step == VERIFIED
+            else f"verifying on all traffic until {stamp(verifying_until)}"
+        )
     switch = switched or f"switch {name} to {new}"
     waiting = [f"scale down {rev} at {stamp(at)}" for rev, at in sorted(pending.items())]
-    delay = strategy.scale_down_delay_seconds
-    scale_down = (
-        "; ".join(waiting)
-        if waiting
-        else f"scale down {old} "
-        + (f"{format_seconds(delay)} after the switch" if delay else "at the switch")
-    )
+    if verifying_until is not None:
+        scale_down = (
+            f"scale down {old} once the switch is verified (not before {stamp(verifying_until)})"
+        )
+    elif waiting:
+        scale_down = "; ".join(waiting)
+    else:
+        scale_down = f"scale down {old} " + (
+            f"{format_seconds(delay)} after the switch" if delay else "at the switch"
+        )
     stages = [preview, promotion, scale_up, switch, scale_down]
 
-    known = {PREVIEW_STARTING: 0, PREVIEWING: 1, SCALING_UP: 2}
+    known = {PREVIEW_STARTING: 0, PREVIEWING: 1, SCALING_UP: 2, VERIFYING: 3, VERIFIED: 4}
     if step is not None:
         current: int | None = known.get(step)
     elif switched is not None:

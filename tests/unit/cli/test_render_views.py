@@ -175,6 +175,13 @@ SWITCHED = ModelDeploymentStatus(
             id="scaling to full",
         ),
         pytest.param(
+            MANUAL, rolling(3, step_started_at=AT), {"green2": (3, 3), "blue1": (3, 3)},
+            "4. switched fraud to green2 at 2025-06-01T12:00:00Z; "
+            "verifying on all traffic until 2025-06-01T12:00:30Z",
+            ["5. scale down blue1 once the switch is verified (not before 2025-06-01T12:00:30Z)"],
+            id="switched; verifying while the old revision stays up",
+        ),
+        pytest.param(
             MANUAL, SWITCHED, {"green2": (3, 3), "blue1": (3, 3)},
             "5. scale down blue1 at 2025-06-01T12:00:30Z",
             ["1. preview: 1 replica of green2 behind fraud-preview",
