@@ -17,7 +17,7 @@ import pytest
 
 from modelrollout.api import names as n
 from support.operator import OperatorProcess
-from support.rollouts import SETTLE_SECONDS, Rollouts, example
+from support.rollouts import SETTLE_SECONDS, Rollouts, example, plain_canary
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -26,17 +26,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def rollouts(operator: OperatorProcess, namespace: str) -> Iterator[Rollouts]:
     yield Rollouts(operator.cluster, namespace)
-
-
-def canary(name: str, steps: list[dict[str, Any]], replicas: int) -> dict[str, Any]:
-    """examples/canary.yaml at version 1, without its Prometheus analysis."""
-    body = example("canary")
-    body["metadata"]["name"] = name
-    body["spec"].pop("analysis")
-    body["spec"]["replicas"] = replicas
-    body["spec"]["strategy"]["canary"]["steps"] = steps
-    body["spec"]["model"]["version"] = "1"
-    return body
 
 
 def moment(text: str) -> datetime:
@@ -110,7 +99,7 @@ def test_pause_holds_a_timed_pause_past_its_deadline_and_resume_goes_on(
         {"setWeight": 75},
         {"pause": {}},
     ]
-    rollouts.create(canary("fraud", steps, replicas=4))
+    rollouts.create(plain_canary("fraud", steps, replicas=4))
     old = wait_serving(rollouts, "fraud", "1")["stableRevision"]
     rollouts.patch_spec("fraud", {"model": {"version": "2"}})
     status = rollouts.wait_status("fraud", "the timed pause", lambda s: s.get("currentStep") == 1)
@@ -155,8 +144,8 @@ def test_pause_holds_a_timed_pause_past_its_deadline_and_resume_goes_on(
 
 def test_history_undo_to_a_revision_undo_and_list(rollouts: Rollouts) -> None:
     steps = [{"setWeight": 50}, {"pause": {}}]
-    rollouts.create(canary("other", steps, replicas=1))
-    rollouts.create(canary("fraud", steps, replicas=2))
+    rollouts.create(plain_canary("other", steps, replicas=1))
+    rollouts.create(plain_canary("fraud", steps, replicas=2))
     revisions = {"1": wait_serving(rollouts, "fraud", "1")["stableRevision"]}
     for version in ("2", "3"):
         rollouts.patch_spec("fraud", {"model": {"version": version}})
@@ -202,7 +191,7 @@ def test_history_undo_to_a_revision_undo_and_list(rollouts: Rollouts) -> None:
 
 def test_status_watch_follows_a_rollout_until_healthy(rollouts: Rollouts) -> None:
     steps = [{"setWeight": 50}, {"pause": {"duration": "6s"}}]
-    rollouts.create(canary("watched", steps, replicas=2))
+    rollouts.create(plain_canary("watched", steps, replicas=2))
     wait_serving(rollouts, "watched", "1")
     rollouts.patch_spec("watched", {"model": {"version": "2"}})
 

@@ -46,7 +46,7 @@ from support.exporter import QUALITY, MetricsLab, metrics_lab
 from support.hooks import Hook, running_hook
 from support.kube import ClusterUnderTest, fresh_namespace
 from support.operator import MODELROLLOUT
-from support.rollouts import Rollouts, example
+from support.rollouts import Rollouts, example, plain_canary
 from support.waiting import wait_for
 
 CHART = REPO_ROOT / "charts" / "modelrollout"
@@ -403,10 +403,7 @@ def test_cluster_wide_install_rolls_out_with_the_charts_serviceaccount(
     with installed(kube, "--set", "replicaCount=1") as release:
         kubeconfig = token_kubeconfig(kube, release, tmp_path / "sa.yaml")
         rollouts = Rollouts(kube, namespace)
-        body = example("canary")
-        del body["spec"]["analysis"]
-        body["spec"]["replicas"] = 2
-        body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 50}]
+        body = plain_canary("fraud", [{"setWeight": 50}], replicas=2)
         with operator_as(kubeconfig, ["--all-namespaces"], tmp_path / "operator.log") as operator:
             try:
                 rollouts.create(body)

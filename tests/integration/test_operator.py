@@ -19,7 +19,7 @@ from modelrollout.api import names as n
 from modelrollout.devenv.ports import free_port
 from support.kube import ClusterUnderTest
 from support.operator import OperatorProcess
-from support.rollouts import SETTLE_SECONDS, Rollouts, example
+from support.rollouts import SETTLE_SECONDS, Rollouts, example, plain_canary
 from support.waiting import sampled, wait_for
 
 pytestmark = pytest.mark.integration
@@ -28,17 +28,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def rollouts(operator: OperatorProcess, namespace: str) -> Iterator[Rollouts]:
     yield Rollouts(operator.cluster, namespace)
-
-
-def canary(name: str, steps: list[dict[str, Any]], replicas: int = 4) -> dict[str, Any]:
-    """examples/canary.yaml without its Prometheus analysis (the e2e tier's job)."""
-    body = example("canary")
-    body["metadata"]["name"] = name
-    body["spec"].pop("analysis")
-    body["spec"]["replicas"] = replicas
-    body["spec"]["strategy"]["canary"]["steps"] = steps
-    body["spec"]["model"]["version"] = "1"
-    return body
 
 
 def bluegreen(name: str, **strategy: Any) -> dict[str, Any]:
@@ -106,7 +95,7 @@ def wait_endpoints(rollouts: Rollouts, service: str, wanted: dict[str, int]) -> 
 def test_first_deploy_reaches_ready_and_kubectl_wait_sees_it(
     rollouts: Rollouts, kube: ClusterUnderTest
 ) -> None:
-    rollouts.create(canary("first", [{"setWeight": 50}], replicas=3))
+    rollouts.create(plain_canary("first", [{"setWeight": 50}], replicas=3))
     kube.kubectl(
         "wait", "--for=condition=Ready", "md/first", "-n", rollouts.namespace, "--timeout=90s"
     )
@@ -140,7 +129,7 @@ def test_canary_walks_its_steps_waits_for_promote_and_completes(rollouts: Rollou
         {"setWeight": 50},
         {"pause": {}},
     ]
-    rollouts.create(canary("fraud", steps))
+    rollouts.create(plain_canary("fraud", steps))
     old = rollouts.wait_phase("fraud", "Healthy")["stableRevision"]
     rollouts.patch_spec("fraud", {"model": {"version": "2"}})
 
@@ -216,7 +205,7 @@ def test_blue_green_previews_then_switches_by_itself_and_scales_the_old_one_down
 
 
 def test_abort_returns_all_traffic_to_stable_until_retry(rollouts: Rollouts) -> None:
-    rollouts.create(canary("abortme", [{"setWeight": 50}, {"pause": {}}]))
+    rollouts.create(plain_canary("abortme", [{"setWeight": 50}, {"pause": {}}]))
     old = rollouts.wait_phase("abortme", "Healthy")["stableRevision"]
     rollouts.patch_spec("abortme", {"model": {"version": "2"}})
     new = rollouts.wait_status(
@@ -249,7 +238,7 @@ def test_a_restarted_operator_resumes_at_the_same_step_without_promoting_twice(
         {"setWeight": 75},
         {"pause": {}},
     ]
-    rollouts.create(canary("resume", steps))
+    rollouts.create(plain_canary("resume", steps))
     rollouts.wait_phase("resume", "Healthy")
     rollouts.patch_spec("resume", {"model": {"version": "2"}})
     before = rollouts.wait_status("resume", "the timed pause", lambda s: s.get("currentStep") == 1)
@@ -317,12 +306,12 @@ def test_a_restarted_operator_resumes_at_the_same_step_without_promoting_twice(
 def test_an_unusable_spec_is_degraded_while_other_objects_are_served(
     rollouts: Rollouts,
 ) -> None:
-    broken = canary("gateway", [{"setWeight": 50}])
+    broken = plain_canary("gateway", [{"setWeight": 50}])
     broken["spec"]["strategy"]["canary"]["trafficRouting"] = {
         "gatewayAPI": {"httpRoute": "fraud-route"}
     }
     rollouts.create(broken)
-    rollouts.create(canary("healthy", [{"setWeight": 50}], replicas=2))
+    rollouts.create(plain_canary("healthy", [{"setWeight": 50}], replicas=2))
     status = rollouts.wait_phase("gateway", "Degraded")
     assert status["reason"] == "InvalidSpec"
     assert "trafficRouting" in status["message"] and "not supported" in status["message"]
@@ -333,7 +322,7 @@ def test_an_unusable_spec_is_degraded_while_other_objects_are_served(
 
 
 def test_deleting_a_model_deployment_leaves_nothing_behind(rollouts: Rollouts) -> None:
-    rollouts.create(canary("gone", [{"setWeight": 50}, {"pause": {}}], replicas=2))
+    rollouts.create(plain_canary("gone", [{"setWeight": 50}, {"pause": {}}], replicas=2))
     rollouts.wait_phase("gone", "Healthy")
     rollouts.patch_spec("gone", {"model": {"version": "2"}})
     rollouts.wait_status("gone", "a rollout", lambda s: s.get("reason") == "AwaitingPromotion")

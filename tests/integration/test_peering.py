@@ -13,7 +13,7 @@ from kubernetes import client
 from modelrollout.api import names as n
 from support.kube import ClusterUnderTest
 from support.operator import OperatorProcess
-from support.rollouts import Rollouts, example
+from support.rollouts import Rollouts, plain_canary
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -76,12 +76,7 @@ def test_only_the_leader_acts_and_the_standby_takes_over_when_it_dies(
     wait_for(lambda: len(peers(crds, namespace)) == 2, timeout=60, what="both peering records")
 
     rollouts = Rollouts(crds, namespace)
-    body = example("canary")
-    body["metadata"]["name"] = "peered"
-    body["spec"].pop("analysis")
-    body["spec"]["replicas"] = 2
-    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 50}]
-    rollouts.create(body)
+    rollouts.create(plain_canary("peered", [{"setWeight": 50}], replicas=2))
     first = rollouts.wait_phase("peered", "Healthy")
     assert acted_on(leader, namespace, "peered")
     assert not acted_on(standby, namespace, "peered"), "the paused standby acted too"

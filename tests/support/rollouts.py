@@ -31,6 +31,19 @@ def example(name: str) -> dict[str, Any]:
     raise AssertionError(f"no {n.KIND} in examples/{name}.yaml")
 
 
+def plain_canary(name: str, steps: list[dict[str, Any]], replicas: int = 4) -> dict[str, Any]:
+    """examples/canary.yaml at version 1 with `steps`, without its Prometheus
+    analysis (the operator's own work, with nothing to measure)."""
+    body = example("canary")
+    body["metadata"]["name"] = name
+    spec = body["spec"]
+    spec.pop("analysis")
+    spec["replicas"] = replicas
+    spec["strategy"]["canary"]["steps"] = steps
+    spec["model"]["version"] = "1"
+    return body
+
+
 class Rollouts:
     def __init__(self, kube: ClusterUnderTest, namespace: str) -> None:
         self.kube = kube

@@ -86,14 +86,19 @@ def test_pause_freezes_the_pause_timer_and_resume_extends_it() -> None:
     assert result.requeue_after == pytest.approx(40)  # 60s pause, 20s had run
 
 
-def test_undo_serves_an_older_revision_without_touching_spec() -> None:
+def promoted_twice() -> tuple[World, str, str]:
+    """Version 1 deployed, then version 2 promoted: history holds both."""
     world = deployed()
     first = world.revision
     world.change_spec(model={"version": "2"})
     world.plan()
     world.send("promote", full=True)
     world.settle()
-    second = world.revision
+    return world, first, world.revision
+
+
+def test_undo_serves_an_older_revision_without_touching_spec() -> None:
+    world, first, second = promoted_twice()
     assert [e.number for e in world.status.history] == [2, 1]
 
     world.send("undo", toRevision=1)
@@ -170,16 +175,6 @@ def test_rejected_command_changes_nothing_but_is_reported() -> None:
     assert world.status.last_command is not None
     assert world.status.last_command.result == "Rejected"
     assert world.status.phase == "Healthy"
-
-
-def promoted_twice() -> tuple[World, str, str]:
-    world = deployed()
-    first = world.revision
-    world.change_spec(model={"version": "2"})
-    world.plan()
-    world.send("promote", full=True)
-    world.settle()
-    return world, first, world.revision
 
 
 def test_plain_undo_goes_back_to_the_previous_revision() -> None:
