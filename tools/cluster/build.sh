@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the local control plane (Kubernetes, etcd, KWOK, Helm) from Go modules into a
-# cache outside the repo, keyed by version and by the tools modules' go.sum, so only a
-# cold machine pays for the build. Prints the binary directory on its last line.
+# Builds the local control plane (Kubernetes, etcd, KWOK, Helm), and kstatus for the
+# GitOps tests (tools/kstatus), from Go modules into a cache outside the repo, keyed
+# by version and by the tools modules' go.sum, so only a cold machine pays for the
+# build. Prints the binary directory on its last line.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -87,5 +88,8 @@ hc="helm.sh/helm/v3/pkg/chartutil"; hl="helm.sh/helm/v3/pkg/lint/rules"
 build_module helm "$here/helm" "$HELM_VERSION" \
   "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X $hc.k8sVersionMajor=1 -X $hc.k8sVersionMinor=$k_minor -X $hl.k8sVersionMajor=1 -X $hl.k8sVersionMinor=$k_minor" \
   helm.sh/helm/v3/cmd/helm
+
+# Not part of the cluster: the tests judge live objects with it the way Flux does.
+build_module kstatus "$here/../kstatus" "$CLI_UTILS_VERSION" "-s -w" modelrollout.local/tools/kstatus
 
 printf '%s\n' "$bin_dir"

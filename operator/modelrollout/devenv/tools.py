@@ -1,4 +1,5 @@
-"""Locates the control plane's binaries, building them on a cold machine.
+"""Locates the control plane's binaries (and the tests' kstatus), building them on a
+cold machine.
 
 The build itself is `tools/cluster/build.sh` (Go modules pinned in the repo, a
 cache outside it keyed by version); this module only runs it and reads the
@@ -42,6 +43,11 @@ class ClusterTools:
     @property
     def helm(self) -> Path:
         return self.path("helm")
+
+    @property
+    def kstatus(self) -> Path:
+        """tools/kstatus: Flux's health rules (cli-utils kstatus) as a command."""
+        return self.path("kstatus")
 
 
 def pinned_versions() -> dict[str, str]:
