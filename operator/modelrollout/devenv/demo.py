@@ -13,7 +13,6 @@ around and how to tear it down.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -326,37 +325,37 @@ def _ready(url: str) -> bool:
 
 
 def stop_process_group(pid_file: Path) -> None:
-    """Stops the process (and its children) whose group id `pid_file` holds."""
-    with contextlib.suppress(ValueError):
-        signal_group(int(pid_file.read_text()), signal.SIGTERM)
-
-
-def stop_stack() -> None:
-    """Stops the serving stack and waits until it has stopped its model servers
-    and Prometheus; SIGKILL to its group if it outlives the deadline."""
-    pid_file = STATE / "stack.pid"
-    if not pid_file.exists():
+    """Stops the process group whose leader's pid `pid_file` holds, and waits until
+    the leader is gone (the serving stack first stops its model servers and
+    Prometheus, the operator its daemons); SIGKILL to the group if it outlives the
+    deadline. Removes the pid file."""
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
         return
-    stop_process_group(pid_file)
-    pid = int(pid_file.read_text())
+    signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     if pid_alive(pid):
         signal_group(pid, signal.SIGKILL)
-    pid_file.unlink()
+    pid_file.unlink(missing_ok=True)
+
+
+def stop_stack() -> None:
+    stop_process_group(STATE / "stack.pid")
 
 
 def down() -> None:
     """Stops the serving stack (traffic, model servers, Prometheus), the demo's
-    operator, then the cluster."""
+    operator, then the cluster; each is gone before the next is stopped."""
     if (STATE / "stack.pid").exists():
         stop_stack()
         say("model servers, traffic and Prometheus stopped")
     pid_file = STATE / "operator.pid"
     if pid_file.exists():
         stop_process_group(pid_file)
-        pid_file.unlink()
         say("operator stopped")
     local_cluster(CLUSTER).down()
 
