@@ -34,7 +34,9 @@ OUTPUT_NAMES = ("predict", "predict_proba")
 # lookups: visible ASCII only (no spaces, no control characters, nothing a
 # header cannot carry), like UUIDs, W3C trace ids or ULIDs.
 MAX_ID_LENGTH = 200
-_ID = re.compile(f"[!-~]{{1,{MAX_ID_LENGTH}}}")
+# The same rule in the OpenAPI document (modelserver.openapi).
+REQUEST_ID_PATTERN = f"[!-~]{{1,{MAX_ID_LENGTH}}}"
+_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 class InputError(ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelserver.inputs import MAX_ID_LENGTH
+from modelserver.inputs import REQUEST_ID_PATTERN
 
 if TYPE_CHECKING:
     from modelserver.service import ModelService
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 JSON = "application/json"
 REQUEST_ID = {
     "type": "string",
-    "pattern": f"^[!-~]{{1,{MAX_ID_LENGTH}}}$",
+    "pattern": f"^{REQUEST_ID_PATTERN}$",
     "description": "Visible ASCII only: no spaces or control characters.",
 }
 

@@ -47,6 +47,7 @@ from support.hooks import Hook, running_hook
 from support.kube import ClusterUnderTest, fresh_namespace
 from support.operator import MODELROLLOUT
 from support.rollouts import Rollouts, example, plain_canary
+from support.scrape import sample
 from support.waiting import wait_for
 
 CHART = REPO_ROOT / "charts" / "modelrollout"
@@ -203,17 +204,6 @@ def operator_as(kubeconfig: Path, scope: list[str], log_path: Path) -> Iterator[
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def sample(text: str, metric: str, /, **labels: str) -> float:
-    """The value of one series in Prometheus text format (0 when absent)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return 0.0
 
 
 def analysed(lab: MetricsLab) -> dict[str, Any]:

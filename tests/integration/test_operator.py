@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from modelrollout.api import names as n
 from modelrollout.devenv.ports import free_port
 from support.kube import ClusterUnderTest
 from support.operator import OperatorProcess
 from support.rollouts import SETTLE_SECONDS, Rollouts, example, plain_canary
+from support.scrape import sample
 from support.waiting import sampled, wait_for
 
 pytestmark = pytest.mark.integration
@@ -66,10 +66,7 @@ def reconciles(port: int) -> float:
             text = answer.read().decode()
     except OSError:
         return 0.0
-    for family in text_string_to_metric_families(text):
-        if family.name == "modelrollout_reconcile_duration_seconds":
-            return sum(s.value for s in family.samples if s.name.endswith("_count"))
-    return 0.0
+    return sample(text, "modelrollout_reconcile_duration_seconds_count")
 
 
 def wait_replicas(rollouts: Rollouts, name: str, wanted: dict[str, int]) -> None:
