@@ -68,11 +68,12 @@ kv="k8s.io/component-base/version"
 kube_ldflags="-s -w -X $kv.gitVersion=$KUBERNETES_VERSION -X $kv.gitMajor=1 -X $kv.gitMinor=$k_minor \
  -X $kv.gitTreeState=clean -X $kv.buildDate=1970-01-01T00:00:00Z \
  -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$k_minor"
-# One `go build` for all four commands: they share most packages, so this is far
-# cheaper than four builds.
+# One `go build` for all six commands (the control plane, and the real node's kubelet
+# and kube-proxy): they share most packages, so this is far cheaper than six builds.
 build_module kubernetes "$here/kubernetes" "$KUBERNETES_VERSION" "$kube_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 
 build_module etcd "$here/etcd" "$ETCD_VERSION" "-s -w" go.etcd.io/etcd/server/v3
 
