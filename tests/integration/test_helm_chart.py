@@ -1,15 +1,15 @@
 """The Helm chart, for real on the local cluster: it lints, its manifests pass the
-API server's own validation (server-side dry-run), it installs, and the operator
-then runs **with the token of the chart's ServiceAccount** through a canary that
-is promoted and one that is rolled back, so the chart's RBAC is proven
-sufficient; the same token is then refused what the chart does not grant.
+API server's own validation (server-side dry-run), it installs, and **the chart's
+operator pod** (the project's image, built by `make images`, on the cluster's real
+node, with in-cluster credentials through the `kubernetes` Service and the
+chart's own ServiceAccount) runs a canary that is promoted and one that is rolled
+back, so the chart's RBAC is proven sufficient; a TokenRequest token of the same
+ServiceAccount is then refused what the chart does not grant.
 
-Pods are simulated by KWOK, so the installed Deployment's replicas never run our
-image: the operator runs as a local process with a kubeconfig holding a
-TokenRequest token of the chart's ServiceAccount, exactly the identity the pod
-would have. The release namespace enforces the `restricted` Pod Security
-Standard, so the chart's pods are admitted only if their securityContext is
-hardened.
+The release namespace enforces the `restricted` Pod Security Standard, so the
+operator pod is admitted only because its securityContext is hardened. The
+tests' Prometheus and webhook receiver listen on loopback; the pod reaches them
+through the node's forwarding of just those ports (`network.expose_to_pods`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -37,7 +38,8 @@ from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api import names as n
 from modelrollout.api import parse_spec
-from modelrollout.devenv.ports import free_port
+from modelrollout.devenv import network as net
+from modelrollout.devenv.node import REAL_NODE_LABEL, REAL_NODE_TAINT_KEY
 from modelrollout.devenv.tools import REPO_ROOT, ensure_tools
 from modelrollout.metrics import templating
 from modelrollout.metrics.templating import QueryContext
@@ -45,7 +47,7 @@ from modelrollout.settings import OperatorSettings
 from support.exporter import QUALITY, MetricsLab, metrics_lab
 from support.hooks import Hook, running_hook
 from support.kube import ClusterUnderTest, fresh_namespace
-from support.operator import MODELROLLOUT
+from support.realnode import workload_image
 from support.rollouts import Rollouts, example, plain_canary
 from support.scrape import sample
 from support.waiting import wait_for
@@ -120,10 +122,24 @@ class Release:
     service_account: str
 
 
+def operator_pod_values(kube: ClusterUnderTest) -> list[str]:
+    """The locally built image (imported into the node, never pulled), one replica,
+    placed on the real node."""
+    repository, tag = workload_image(kube).rsplit(":", 1)
+    toleration = {"key": REAL_NODE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+    return [
+        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+        "--set", "image.pullPolicy=Never", "--set", "replicaCount=1",
+        "--set-json", f"tolerations={json.dumps([toleration])}",
+        "--set-json", f"nodeSelector={json.dumps({REAL_NODE_LABEL: 'real'})}",
+    ]  # fmt: skip
+
+
 @contextmanager
 def installed(kube: ClusterUnderTest, *values: str) -> Iterator[Release]:
     """The chart installed in a fresh namespace that enforces the `restricted`
-    Pod Security Standard; uninstalled afterwards (its ClusterRoles too)."""
+    Pod Security Standard, its operator pod Ready (`helm --wait`); uninstalled
+    afterwards (its ClusterRoles too)."""
     with fresh_namespace(kube, prefix="mr") as release_namespace:
         client.CoreV1Api(kube.api).patch_namespace(
             release_namespace,
@@ -131,7 +147,7 @@ def installed(kube: ClusterUnderTest, *values: str) -> Iterator[Release]:
         )
         name = f"r{uuid.uuid4().hex[:6]}"
         helm(kube, "install", name, str(CHART), "-n", release_namespace, "--wait",
-             "--timeout", "120s", *values)  # fmt: skip
+             "--timeout", "180s", *operator_pod_values(kube), *values)  # fmt: skip
         try:
             yield Release(name, release_namespace, f"{name}-modelrollout")
         finally:
@@ -169,44 +185,54 @@ def token_kubeconfig(kube: ClusterUnderTest, release: Release, path: Path) -> Pa
 
 
 @dataclass
-class RestrictedOperator:
-    log_path: Path
-    metrics_url: str
-    process: subprocess.Popen[bytes]
+class OperatorPod:
+    """The chart's operator, running as the release's one pod."""
+
+    kube: ClusterUnderTest
+    release: Release
+    name: str
+    ip: str
+    metrics_port: int = 8080
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        core = client.CoreV1Api(self.kube.api)
+        return str(core.read_namespaced_pod_log(self.name, self.release.namespace))
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(self.metrics_url, timeout=10) as response:
+        url = f"http://{self.ip}:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
             return str(response.read().decode())
 
 
+def operator_pod(kube: ClusterUnderTest, release: Release) -> OperatorPod:
+    pods = (
+        client.CoreV1Api(kube.api)
+        .list_namespaced_pod(
+            release.namespace, label_selector=f"app.kubernetes.io/instance={release.name}"
+        )
+        .items
+    )
+    assert len(pods) == 1, [p.metadata.name for p in pods]
+    pod = pods[0]
+    assert pod.spec.node_name == kube.cluster.node.name, "the operator runs on the real node"
+    assert pod.spec.service_account_name == release.service_account
+    return OperatorPod(kube, release, pod.metadata.name, pod.status.pod_ip)
+
+
 @contextmanager
-def operator_as(kubeconfig: Path, scope: list[str], log_path: Path) -> Iterator[RestrictedOperator]:
-    """`modelrollout run` with the ServiceAccount's kubeconfig, with Kopf peering on
-    (the chart made the peering objects), and its metrics on a free port."""
-    port = free_port()
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [str(MODELROLLOUT), "run", *scope, "--priority", "100",
-             "--metrics-port", str(port), "--metrics-address", "127.0.0.1"],
-            stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        )  # fmt: skip
-    operator = RestrictedOperator(log_path, f"http://127.0.0.1:{port}/metrics", process)
+def reachable_from_pods(kube: ClusterUnderTest, url: str) -> Iterator[str]:
+    """`url` of a loopback server, as the cluster's pods reach it."""
+    parts = urlsplit(url)
+    assert parts.hostname == "127.0.0.1" and parts.port, url
+    network = kube.cluster.network
+    address = net.expose_to_pods(network, parts.port)
     try:
-        yield operator
+        yield parts._replace(netloc=address).geturl()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        net.unexpose(network, parts.port)
 
 
-def analysed(lab: MetricsLab) -> dict[str, Any]:
+def analysed(prometheus_url: str) -> dict[str, Any]:
     body = example("canary")
     spec = body["spec"]
     spec["replicas"] = 2
@@ -217,7 +243,7 @@ def analysed(lab: MetricsLab) -> dict[str, Any]:
         "failureLimit": 1,
         "consecutiveErrorLimit": 100,
         "onNoData": "Pause",
-        "prometheus": {"address": lab.url},
+        "prometheus": {"address": prometheus_url},
         "metrics": [{"name": "quality", "query": QUERY, "min": 0.8}],
     }
     spec["notifications"] = {"webhook": {"urlSecretRef": {"name": "notify", "key": "url"}}}
@@ -239,14 +265,16 @@ def forbidden(call: Any, *args: Any, **kwargs: Any) -> bool:
     return False
 
 
-def canary_then_rollback(rollouts: Rollouts, lab: MetricsLab, hook: Hook) -> dict[str, float]:
+def canary_then_rollback(
+    rollouts: Rollouts, lab: MetricsLab, prometheus_url: str, hook: Hook
+) -> dict[str, float]:
     """Version 2 passes analysis and is promoted; version 3 fails and is rolled
     back, with a notification whose URL comes from a Secret. Returns timings."""
     lab.set_quality("1", 0.95)
     lab.set_quality("2", 0.95)
     lab.set_quality("3", 0.3)
     lab.wait_scraped("3", 0.3)
-    body = analysed(lab)
+    body = analysed(prometheus_url)
     name = body["metadata"]["name"]
     started = time.monotonic()
     rollouts.create(body)
@@ -277,6 +305,7 @@ def test_namespaced_install_runs_a_canary_and_a_rollback_with_the_charts_service
     kube = crds
     core = client.CoreV1Api(kube.api)
     with (
+        ExitStack() as stack,
         fresh_namespace(kube, prefix="other") as other,
         running_hook() as hook,
         metrics_lab(tmp_path / "prometheus") as lab,
@@ -288,27 +317,29 @@ def test_namespaced_install_runs_a_canary_and_a_rollback_with_the_charts_service
             "rbac.secrets.resourceNames={notify}",
         ) as release,
     ):
-        core.create_namespaced_secret(namespace, secret("notify", url=hook.url))
+        hook_url = stack.enter_context(reachable_from_pods(kube, hook.url))
+        prometheus_url = stack.enter_context(reachable_from_pods(kube, lab.url))
+        core.create_namespaced_secret(namespace, secret("notify", url=hook_url))
         core.create_namespaced_secret(namespace, secret("unrelated", password="s3cret"))
-        core.create_namespaced_secret(other, secret("notify", url=hook.url))
+        core.create_namespaced_secret(other, secret("notify", url=hook_url))
         kubeconfig = token_kubeconfig(kube, release, tmp_path / "sa.yaml")
         rollouts = Rollouts(kube, namespace)
-        with operator_as(kubeconfig, ["-n", namespace], tmp_path / "operator.log") as operator:
-            try:
-                timings = canary_then_rollback(rollouts, lab, hook)
-                text = wait_for(
-                    lambda: (
-                        (m := operator.metrics())
-                        and "modelrollout_rollouts_rolled_back_total{" in m
-                        and m
-                    ),
-                    timeout=30,
-                    what="the rollback in /metrics",
-                )
-            except BaseException:
-                print(f"--- operator log ---\n{operator.log()[-20000:]}")
-                raise
-            log = operator.log()
+        operator = operator_pod(kube, release)
+        try:
+            timings = canary_then_rollback(rollouts, lab, prometheus_url, hook)
+            text = wait_for(
+                lambda: (
+                    (m := operator.metrics())
+                    and "modelrollout_rollouts_rolled_back_total{" in m
+                    and m
+                ),
+                timeout=30,
+                what="the rollback in /metrics",
+            )
+        except BaseException:
+            print(f"--- operator log ---\n{operator.log()[-20000:]}")
+            raise
+        log = operator.log()
         # Any refusal at all: an HTTP 403 as the Kubernetes client or Kopf reports it
         # (not the digits, which a log line's milliseconds can hold).
         refusals = [
@@ -390,32 +421,32 @@ def test_cluster_wide_install_rolls_out_with_the_charts_serviceaccount(
     crds: ClusterUnderTest, namespace: str, tmp_path: Path
 ) -> None:
     kube = crds
-    with installed(kube, "--set", "replicaCount=1") as release:
+    with installed(kube) as release:
         kubeconfig = token_kubeconfig(kube, release, tmp_path / "sa.yaml")
         rollouts = Rollouts(kube, namespace)
         body = plain_canary("fraud", [{"setWeight": 50}], replicas=2)
-        with operator_as(kubeconfig, ["--all-namespaces"], tmp_path / "operator.log") as operator:
-            try:
-                rollouts.create(body)
-                rollouts.wait_phase("fraud", "Healthy")
-                rollouts.patch_spec("fraud", {"model": {"version": "8"}})
-                rollouts.wait_status(
-                    "fraud", "version 8 promoted", lambda s: s.get("stableVersion") == "8"
-                )
-                rollouts.delete("fraud")  # Kopf's finalizer is removed by the operator itself
-                wait_for(
-                    lambda: (
-                        not rollouts.custom.list_namespaced_custom_object(
-                            n.GROUP, n.VERSION, namespace, n.PLURAL
-                        )["items"]
-                    ),
-                    timeout=60,
-                    what="the ModelDeployment gone",
-                )
-            except BaseException:
-                print(f"--- operator log ---\n{operator.log()[-20000:]}")
-                raise
-            log = operator.log()
+        operator = operator_pod(kube, release)
+        try:
+            rollouts.create(body)
+            rollouts.wait_phase("fraud", "Healthy")
+            rollouts.patch_spec("fraud", {"model": {"version": "8"}})
+            rollouts.wait_status(
+                "fraud", "version 8 promoted", lambda s: s.get("stableVersion") == "8"
+            )
+            rollouts.delete("fraud")  # Kopf's finalizer is removed by the operator itself
+            wait_for(
+                lambda: (
+                    not rollouts.custom.list_namespaced_custom_object(
+                        n.GROUP, n.VERSION, namespace, n.PLURAL
+                    )["items"]
+                ),
+                timeout=60,
+                what="the ModelDeployment gone",
+            )
+        except BaseException:
+            print(f"--- operator log ---\n{operator.log()[-20000:]}")
+            raise
+        log = operator.log()
         # Cluster-wide, the operator also sees other tests' namespaces being
         # deleted, whose refusals are 403s too; a missing grant reads
         # `User "system:serviceaccount:..." cannot <verb> resource ...`.

@@ -32,7 +32,7 @@ def remove_orphaned_clusters() -> None:
     for directory in clusters.iterdir():
         suffix = directory.name.removeprefix(TEST_CLUSTER_PREFIX)
         if suffix.isdigit() and not pid_alive(int(suffix)):
-            local_cluster(directory.name, TEST_WORKDIR).down(log=lambda _m: None)
+            local_cluster(directory.name, TEST_WORKDIR, with_images=False).down(log=lambda _m: None)
 
 
 @dataclass(frozen=True)

@@ -32,16 +32,17 @@ def command_line(pid: int) -> str:
 
 
 def listening_addresses(pids: list[int]) -> dict[str, list[str]]:
-    """Command line -> the TCP addresses (host:port) each of `pids` listens on."""
-    listening: dict[str, str] = {}  # socket inode -> address
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A":  # TCP_LISTEN
-                listening[fields[9]] = _address(fields[1])
+    """Command line -> the TCP addresses (host:port) each of `pids` listens on, in
+    whichever network namespace the process is."""
     found: dict[str, list[str]] = {}
     for pid in pids:
+        listening: dict[str, str] = {}  # socket inode -> address, in pid's namespace
         try:
+            for table in ("tcp", "tcp6"):
+                for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                    fields = line.split()
+                    if fields[3] == "0A":  # TCP_LISTEN
+                        listening[fields[9]] = _address(fields[1])
             links = [str(fd.readlink()) for fd in Path(f"/proc/{pid}/fd").iterdir()]
         except OSError:
             continue
@@ -64,3 +65,11 @@ def _address(hex_address: str) -> str:
         text = ":".join(groups[i : i + 2].hex() for i in range(0, 16, 2))
         text = "::1" if text == "0000:0000:0000:0000:0000:0000:0000:0001" else text
     return f"{text}:{int(port, 16)}"
+
+
+def network_namespace(pid: int) -> str:
+    """The process's network namespace, as `net:[inode]`."""
+    try:
+        return str(Path(f"/proc/{pid}/ns/net").readlink())
+    except OSError:
+        return "<gone>"

@@ -1,16 +1,20 @@
-"""A real local Kubernetes control plane for the demo and the tests.
+"""A real local Kubernetes cluster for the demo and the tests.
 
 kwokctl runs etcd, kube-apiserver, kube-controller-manager and kube-scheduler
-(built from Go modules, see `tools.py`) as local processes, with KWOK simulating
-the nodes and the pods' lifecycle. Everything binds to 127.0.0.1 on free ports,
-RBAC and admission are on, and the kubeconfig is written to the cluster's own
-directory: the user's ~/.kube/config and current context are never touched.
+(built from Go modules, see `tools.py`) as local processes; a real node
+(`node.py`: containerd, kubelet, kube-proxy, in a network namespace of its own,
+see `network.py`) runs real containers, and KWOK simulates a few more nodes that
+run nothing, for tests of pure control-plane behaviour and the scale benchmark.
+Every control-plane process binds to 127.0.0.1 on free ports, RBAC and admission
+are on, and the kubeconfig is written to the cluster's own directory: the user's
+~/.kube/config and current context are never touched.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,12 +26,21 @@ from urllib.parse import urlparse
 
 import yaml
 
-from modelrollout.devenv.tools import REPO_ROOT, ClusterTools, ensure_tools, pinned_versions
+from modelrollout.devenv import network as net
+from modelrollout.devenv.images import ImagesError, ensure_images
+from modelrollout.devenv.node import NodeError, NodeImages, RealNode
+from modelrollout.devenv.tools import (
+    REPO_ROOT,
+    ClusterTools,
+    ToolsError,
+    ensure_tools,
+    pinned_versions,
+)
 
 DEFAULT_NAME = "modelrollout"
 DEFAULT_WORKDIR = REPO_ROOT / ".local" / "kwok"
-SERVICE_CIDR = "10.96.0.0/12"
-# Three nodes: enough to see pods spread and a rollout keep capacity while one
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node=fake"
+# Three simulated nodes: enough to see pods spread and a rollout keep capacity while one
 # revision scales down; each simulated node costs almost nothing.
 DEFAULT_NODES = 3
 # A cold start of the binaries takes about ten seconds here; three minutes leaves
@@ -53,6 +66,9 @@ class LocalCluster:
     # The controller-manager's and scheduler's API rate limit; None keeps their
     # defaults (20 and 50 queries/s), which pace a thousand Deployments.
     controllers_qps: int | None = None
+    # What the real node imports into containerd (the pause image among them);
+    # None: a cluster of simulated nodes only, e.g. to stop one (no images needed).
+    node_images: NodeImages | None = None
 
     @property
     def directory(self) -> Path:
@@ -65,6 +81,25 @@ class LocalCluster:
     @property
     def context(self) -> str:
         return f"kwok-{self.name}"
+
+    @property
+    def node_directory(self) -> Path:
+        # Beside kwokctl's cluster directory, not in it: kwokctl owns that one.
+        return self.workdir / "nodes" / self.name
+
+    @property
+    def network(self) -> net.NodeNetwork:
+        return net.allocate(self.node_directory / "network.json")
+
+    @property
+    def node(self) -> RealNode:
+        return RealNode(
+            cluster_name=self.name,
+            directory=self.node_directory,
+            network=self.network,
+            kubelet_binary=self.tools.path("kubelet"),
+            kube_proxy_binary=self.tools.path("kube-proxy"),
+        )
 
     def env(self) -> dict[str, str]:
         """The environment for anything that talks to this cluster and nothing else."""
@@ -106,13 +141,26 @@ class LocalCluster:
 
     def up(self, nodes: int = DEFAULT_NODES, log: Log = _stderr) -> bool:
         """Starts the cluster, or reuses a running one. Returns True when reused."""
+        if os.geteuid() != 0:
+            raise ClusterError(
+                "the local cluster's real node needs root (network namespace, "
+                "iptables, containerd); run as root"
+            )
         if self.is_running():
+            if not self.node.is_running():
+                log(f"cluster {self.name!r} is running without its node; restarting the node")
+                self.node.stop(log)
+                self._start_node(log)
+                self.wait_usable(nodes)
             log(f"cluster {self.name!r} is already running; reusing it")
             return True
-        if self.directory.exists():
+        if self.directory.exists() or self.node_directory.exists():
             log(f"removing the stopped remains of cluster {self.name!r}")
-            self.kwokctl("delete", "cluster", check=False)
+            self._remove(log)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # Before any component can send to a Service or pod address, those ranges
+        # lead into the node's namespace, not out of the machine.
+        net.create(self.network)
         config = self.workdir / f"{self.name}.kwokctl.yaml"
         config.write_text(yaml.safe_dump(self._kwokctl_configuration(), sort_keys=False))
         log(
@@ -126,18 +174,60 @@ class LocalCluster:
             "--kubeconfig", "",
             "--wait", f"{int(START_TIMEOUT_SECONDS)}s",
         )  # fmt: skip
-        self.kwokctl("scale", "node", "--replicas", str(nodes))
+        network = self.network
+        self.kwokctl(
+            "scale", "node", "--replicas", str(nodes),
+            "--param", f'.podCIDRs=["{network.fake_pod_cidr}"]',
+            "--param", f'.nodeIPs=["{network.fake_node_ip}"]',
+        )  # fmt: skip
+        net.forward_api_server(network, self.api_server_port())
+        self._start_node(log)
         self.wait_usable(nodes)
         self.assert_local()
-        log(f"cluster {self.name!r} ready with {nodes} nodes in {time.monotonic() - started:.1f} s")
+        log(
+            f"cluster {self.name!r} ready with a real node and {nodes} simulated nodes "
+            f"in {time.monotonic() - started:.1f} s"
+        )
         return False
 
+    def _start_node(self, log: Log) -> None:
+        if self.node_images is None:
+            raise ClusterError(f"cluster {self.name!r}: no images given for its real node")
+        self.node.start(
+            admin_kubeconfig=self.kubeconfig,
+            pki_dir=self.directory / "pki",
+            images=self.node_images,
+            log=log,
+        )
+
+    def api_server_port(self) -> int:
+        server = self._kubeconfig_server()
+        port = urlparse(server).port
+        if port is None:
+            raise ClusterError(f"{self.kubeconfig}: no port in the server address {server}")
+        return port
+
+    def _kubeconfig_server(self) -> str:
+        config: dict[str, Any] = yaml.safe_load(self.kubeconfig.read_text()) or {}
+        cluster_name = _entry(config, "contexts", self.context)["cluster"]
+        return str(_entry(config, "clusters", cluster_name)["server"])
+
     def down(self, log: Log = _stderr) -> None:
-        if not self.directory.exists():
+        if not self.directory.exists() and not self.node_directory.exists():
             log(f"no cluster {self.name!r} to stop")
             return
-        self.kwokctl("delete", "cluster")
+        self._remove(log)
         log(f"cluster {self.name!r} stopped and removed")
+
+    def _remove(self, log: Log) -> None:
+        """The node first (its pods, mounts, cgroups), then its network, then the
+        control plane: nothing may be left that still holds the node's files."""
+        if self.node_directory.exists():
+            self.node.stop(log)
+            net.remove(self.network)
+        if self.directory.exists():
+            self.kwokctl("delete", "cluster")
+        shutil.rmtree(self.node_directory, ignore_errors=True)
 
     @property
     def kubernetes_version(self) -> str:
@@ -159,17 +249,48 @@ class LocalCluster:
                 "kwokControllerBinary": str(self.tools.path("kwok")),
                 "etcdBinary": str(self.tools.path("etcd")),
                 "kubectlBinary": str(self.tools.kubectl),
+                # Pods dial the API server at the `kubernetes` Service's address and
+                # at the host end of the node's veth (kwokctl adds loopback itself).
+                "kubeApiserverCertSANs": [
+                    self.network.kubernetes_service_ip,
+                    self.network.host_address,
+                ],
             },
-            # kube-apiserver's built-in default is a /24: 254 Service IPs, used up
-            # by 84 ModelDeployments (3 Services each). kubeadm's range instead.
             "componentsPatches": [
+                {"name": "kube-apiserver", "extraArgs": self._api_server_args()},
                 {
-                    "name": "kube-apiserver",
-                    "extraArgs": [{"key": "service-cluster-ip-range", "value": SERVICE_CIDR}],
+                    # The real node is kubelet's: KWOK acts for its own fake nodes only
+                    # (left alone it reports fake pod IPs for the real node's pods).
+                    "name": "kwok-controller",
+                    "extraArgs": [
+                        {"key": "manage-all-nodes", "value": "false"},
+                        {
+                            "key": "manage-nodes-with-annotation-selector",
+                            "value": FAKE_NODE_ANNOTATION,
+                        },
+                    ],
                 },
                 *self._rate_limit_patches(),
             ],
         }
+
+    def _api_server_args(self) -> list[dict[str, str]]:
+        network = self.network
+        pki = self.directory / "pki"
+        args = {
+            # kube-apiserver's built-in default is a /24: 254 Service IPs, used up by
+            # 84 ModelDeployments (3 Services each). A /16 per cluster instead.
+            "service-cluster-ip-range": network.service_cidr,
+            # The `kubernetes` Service's endpoint: the host end of the node's veth,
+            # forwarded to the loopback socket (network.forward_api_server).
+            "advertise-address": network.host_address,
+            # For `kubectl logs/exec/port-forward`: the API server dials the real
+            # node's kubelet at its InternalIP with the cluster's client certificate.
+            "kubelet-preferred-address-types": "InternalIP",
+            "kubelet-client-certificate": str(pki / "admin.crt"),
+            "kubelet-client-key": str(pki / "admin.key"),
+        }
+        return [{"key": key, "value": value} for key, value in args.items()]
 
     def _rate_limit_patches(self) -> list[dict[str, object]]:
         if self.controllers_qps is None:
@@ -184,10 +305,11 @@ class LocalCluster:
         ]
 
     def wait_usable(self, nodes: int) -> None:
-        """Waits until nodes are Ready and pods can be admitted in `default`."""
+        """Waits until the real node and `nodes` simulated ones are Ready and pods
+        can be admitted in `default`."""
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         checks: list[tuple[str, Callable[[], bool]]] = [
-            ("nodes Ready", lambda: self._ready_nodes() >= nodes),
+            ("nodes Ready", lambda: self._ready_nodes() >= nodes + 1),
             # The ServiceAccount admission plugin rejects pods until the
             # controller-manager has made the namespace's default account.
             (
@@ -255,10 +377,29 @@ def _entry(config: dict[str, Any], section: str, name: str) -> dict[str, Any]:
 
 
 def local_cluster(
-    name: str = DEFAULT_NAME, workdir: Path = DEFAULT_WORKDIR, controllers_qps: int | None = None
+    name: str = DEFAULT_NAME,
+    workdir: Path = DEFAULT_WORKDIR,
+    controllers_qps: int | None = None,
+    *,
+    with_images: bool = True,
 ) -> LocalCluster:
+    """The cluster `name`; `with_images` builds (or finds cached) what its real node
+    imports, which only starting it needs."""
     return LocalCluster(
-        name=name, workdir=workdir, tools=ensure_tools(), controllers_qps=controllers_qps
+        name=name,
+        workdir=workdir,
+        tools=ensure_tools(),
+        controllers_qps=controllers_qps,
+        node_images=node_images() if with_images else None,
+    )
+
+
+def node_images() -> NodeImages:
+    built = ensure_images()
+    return NodeImages(
+        pause=built.pause_image,
+        workload=built.modelrollout_image,
+        tarballs=(built.pause_image_tar, built.modelrollout_image_tar),
     )
 
 
@@ -269,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=DEFAULT_NODES)
     args = parser.parse_args(argv)
     try:
-        cluster = local_cluster(args.name)
+        cluster = local_cluster(args.name, with_images=args.action == "up")
         if args.action == "up":
             cluster.up(nodes=args.nodes)
             # Alone on the last line, so scripts can eval or parse it.
@@ -285,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if memory:
                 print(f"  {'total':<26} {sum(memory.values()) / 2**20:7.1f} MiB resident")
             return 0 if running else 1
-    except ClusterError as error:
+    except (ClusterError, net.NetworkError, NodeError, ToolsError, ImagesError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

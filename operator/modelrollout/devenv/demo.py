@@ -357,7 +357,7 @@ def down() -> None:
     if pid_file.exists():
         stop_process_group(pid_file)
         say("operator stopped")
-    local_cluster(CLUSTER).down()
+    local_cluster(CLUSTER, with_images=False).down()
 
 
 def main() -> int:

@@ -1,0 +1,110 @@
+"""Pods for the local cluster's real node: the project's image running a small
+Python HTTP server (so no other image is needed), restricted-profile security
+context, and bounded HTTP requests to what they serve."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+from kubernetes import client
+
+from modelrollout.devenv.node import REAL_NODE_LABEL, REAL_NODE_TAINT_KEY
+from support.kube import ClusterUnderTest
+from support.waiting import wait_for
+
+RESTRICTED_CONTAINER = client.V1SecurityContext(
+    run_as_non_root=True,
+    allow_privilege_escalation=False,
+    capabilities=client.V1Capabilities(drop=["ALL"]),
+    seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
+)
+
+
+def on_real_node(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """`pod_spec` (a PodSpec as a dict) placed on the real node: it tolerates the
+    real node's taint and selects its label."""
+    spec = dict(pod_spec)
+    spec["tolerations"] = [
+        *spec.get("tolerations", []),
+        {"key": REAL_NODE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+    ]
+    spec["nodeSelector"] = {**spec.get("nodeSelector", {}), REAL_NODE_LABEL: "real"}
+    return spec
+
+
+def workload_image(kube: ClusterUnderTest) -> str:
+    images = kube.cluster.node_images
+    assert images is not None, "the test cluster was started without images"
+    return images.workload
+
+
+def python_pod(
+    kube: ClusterUnderTest,
+    name: str,
+    *,
+    labels: dict[str, str] | None = None,
+    files: dict[str, str] | None = None,
+    ready: bool = True,
+    command: list[str] | None = None,
+    restart_policy: str = "Always",
+) -> dict[str, Any]:
+    """A pod of the project's image on the real node. By default it serves `files`
+    from /srv on port 8080; its readiness probe reads /healthy, which is served
+    only when `ready`."""
+    if command is None:
+        files = {**(files or {}), **({"healthy": "yes"} if ready else {})}
+        script = (
+            "import json, os, sys\n"
+            f"files = json.loads({json.dumps(json.dumps(files))})\n"
+            "for name, text in files.items():\n"
+            "    open(os.path.join('/srv', name), 'w').write(text)\n"
+            "server = ['-m', 'http.server', '8080', '--directory', '/srv']\n"
+            "os.execvp(sys.executable, [sys.executable, *server])\n"
+        )
+        command = ["python3", "-c", script]
+    container = {
+        "name": "main",
+        "image": workload_image(kube),
+        "imagePullPolicy": "Never",
+        "command": command,
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "volumeMounts": [{"name": "srv", "mountPath": "/srv"}],
+        "securityContext": client.ApiClient().sanitize_for_serialization(RESTRICTED_CONTAINER),
+        "readinessProbe": {
+            "httpGet": {"path": "/healthy", "port": 8080},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        },
+    }
+    spec = on_real_node(
+        {
+            "containers": [container],
+            "volumes": [{"name": "srv", "emptyDir": {}}],
+            "restartPolicy": restart_policy,
+            "terminationGracePeriodSeconds": 1,
+            "enableServiceLinks": False,
+        }
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {"app": name}},
+        "spec": spec,
+    }
+
+
+def wait_for_pod_ready(core: client.CoreV1Api, namespace: str, name: str, timeout: float) -> Any:
+    def ready() -> Any:
+        pod = core.read_namespaced_pod(name, namespace)
+        conditions = {c.type: c.status for c in pod.status.conditions or []}
+        return pod if conditions.get("Ready") == "True" else None
+
+    return wait_for(ready, timeout=timeout, what=f"pod {namespace}/{name} Ready")
+
+
+def http_get(url: str, timeout: float = 5.0) -> str:
+    """One GET to an address inside the cluster's ranges (routed into the node)."""
+    with urllib.request.urlopen(url, timeout=timeout) as answer:
+        return str(answer.read().decode())
