@@ -64,6 +64,9 @@ def lookup_peering(api: client.ApiClient, settings: OperatorSettings) -> Peering
     ClusterKopfPeering when cluster-wide, else a KopfPeering in each watched
     namespace. Lists by name rather than GET: the chart's RBAC grants list/watch/
     patch on them (what Kopf needs), not get."""
+    patterns = [ns for ns in settings.namespaces if _is_pattern(ns)]
+    if patterns:
+        return PeeringLookup(error=f"Kopf matches the namespace patterns {', '.join(patterns)}")
     custom = client.CustomObjectsApi(api)
     selector = f"metadata.name={settings.peering_name}"
 
@@ -158,10 +161,18 @@ def _objects(settings: OperatorSettings, where: tuple[str | None, ...]) -> str:
     return f"KopfPeering {name!r} in namespace{plural} {', '.join(str(ns) for ns in where)}"
 
 
+def _is_pattern(namespace: str) -> bool:
+    """Kopf takes globs (`ml-*`) and exclusions (`!kube-system`) as namespaces."""
+    return any(c in namespace for c in "*?[!")
+
+
 def _create(settings: OperatorSettings, where: tuple[str | None, ...]) -> str:
     """One copy-paste command per object (POSIX shell, no file needed)."""
     commands = []
+    patterns = [ns for ns in where if ns is not None and _is_pattern(ns)]
     for namespace in where:
+        if namespace in patterns:
+            continue
         metadata = {"name": settings.peering_name}
         if namespace is not None:
             metadata["namespace"] = namespace
@@ -171,4 +182,9 @@ def _create(settings: OperatorSettings, where: tuple[str | None, ...]) -> str:
             "metadata": metadata,
         }
         commands.append(f"echo '{json.dumps(body)}' | kubectl apply -f -")
+    if patterns:
+        commands.append(
+            f"a KopfPeering {settings.peering_name!r} in each namespace matching "
+            + ", ".join(patterns)
+        )
     return "; ".join(commands)

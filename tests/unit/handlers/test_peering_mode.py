@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import cast
 
 import pytest
+from kubernetes import client
 
-from modelrollout.handlers.peering import PeeringLookup, peering_mode
+from modelrollout.handlers.peering import PeeringLookup, lookup_peering, peering_mode
 from modelrollout.settings import OperatorSettings
 
 pytestmark = pytest.mark.unit
@@ -97,3 +99,15 @@ def test_standalone_on_purpose_never_waits_and_never_warns() -> None:
     settings = OperatorSettings(standalone=True)
     mode = peering_mode(settings, PeeringLookup())
     assert not mode.mandatory and mode.level == logging.INFO
+
+
+def test_namespace_patterns_are_not_looked_up_and_peering_stays_mandatory() -> None:
+    settings = OperatorSettings(namespaces=("ml", "team-*"))
+    lookup = lookup_peering(cast("client.ApiClient", None), settings)
+    assert lookup.error == "Kopf matches the namespace patterns team-*"
+    mode = peering_mode(settings, lookup)
+    assert mode.mandatory and mode.level == logging.WARNING
+    assert [o["metadata"] for o in created_objects(mode.message)] == [
+        {"name": "modelrollout", "namespace": "ml"}
+    ]
+    assert "a KopfPeering 'modelrollout' in each namespace matching team-*" in mode.message
