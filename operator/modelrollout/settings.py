@@ -45,6 +45,14 @@ class OperatorSettings:
     peering_lifetime_seconds: int = 60
     # Run without peering (a single replica that never pauses, e.g. the demo).
     standalone: bool = False
+    # What to do when the peering object is absent at start-up (the CRDs are in
+    # crds/, the object is the Helm chart's or the user's). False: run alone, with a
+    # WARNING saying so and how to create the object, so that `kubectl apply -f
+    # crds/` then `modelrollout run` works on a fresh cluster; the price is that a
+    # second replica started the same way acts too, until the object exists. True:
+    # log an ERROR and act on nothing until the object appears, so replicas never
+    # both act; the chart sets it, since it runs two replicas.
+    peering_required: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -63,6 +71,9 @@ class OperatorSettings:
                 raise SettingsError(f"{PREFIX}{name}={raw!r} must be positive")
             return value
 
+        def flag(name: str) -> bool:
+            return env.get(PREFIX + name, "").lower() in {"1", "true", "yes"}
+
         namespaces = tuple(
             ns.strip() for ns in env.get(PREFIX + "NAMESPACES", "").split(",") if ns.strip()
         )
@@ -77,5 +88,6 @@ class OperatorSettings:
             peering_lifetime_seconds=int(
                 number("PEERING_LIFETIME_SECONDS", defaults.peering_lifetime_seconds)
             ),
-            standalone=env.get(PREFIX + "STANDALONE", "").lower() in {"1", "true", "yes"},
+            standalone=flag("STANDALONE"),
+            peering_required=flag("PEERING_REQUIRED"),
         )

@@ -25,16 +25,23 @@ class OperatorProcess:
     # Standalone unless a test runs several replicas with Kopf peering.
     options: tuple[str, ...] = ("--standalone",)
     env: dict[str, str] = field(default_factory=dict)
+    # The namespace as MODELROLLOUT_NAMESPACES rather than --namespace: the command
+    # line is then exactly `modelrollout run [options]`, as a user types it.
+    namespace_from_env: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
+        scope = {"MODELROLLOUT_NAMESPACES": self.namespace} if self.namespace_from_env else {}
+        argv = [str(MODELROLLOUT), "run"]
+        if not self.namespace_from_env:
+            argv += ["--namespace", self.namespace]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(MODELROLLOUT), "run", "--namespace", self.namespace, *self.options],
+            [*argv, *self.options],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env, "KUBECONFIG": str(self.cluster.kubeconfig)},
+            env={**os.environ, **self.env, **scope, "KUBECONFIG": str(self.cluster.kubeconfig)},
         )
         log.close()
 

@@ -14,6 +14,8 @@ def test_defaults_without_any_variable() -> None:
     assert settings.namespaces == ()
     assert (settings.resync_seconds, settings.peering_lifetime_seconds) == (300.0, 60)
     assert settings.peering_name == "modelrollout" and not settings.standalone
+    # Without the peering object, run alone (with a warning) rather than wait forever.
+    assert not settings.peering_required
 
 
 def test_values_from_the_environment() -> None:
@@ -24,11 +26,12 @@ def test_values_from_the_environment() -> None:
             "MODELROLLOUT_PEERING_LIFETIME_SECONDS": "15",
             "MODELROLLOUT_PRIORITY": "7",
             "MODELROLLOUT_STANDALONE": "true",
+            "MODELROLLOUT_PEERING_REQUIRED": "1",
         }
     )
     assert settings.namespaces == ("ml", "ml-staging")
     assert (settings.resync_seconds, settings.peering_lifetime_seconds) == (30.0, 15)
-    assert settings.priority == 7 and settings.standalone
+    assert settings.priority == 7 and settings.standalone and settings.peering_required
 
 
 @pytest.mark.parametrize(

@@ -27,9 +27,17 @@ def register(subparsers: Any) -> None:
         help="watch only this namespace (repeatable); default: all namespaces",
     )  # fmt: skip
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
-    parser.add_argument(
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument(
         "--standalone", action="store_true", default=None,
         help="run without Kopf peering (a single replica that never pauses)",
+    )  # fmt: skip
+    peering.add_argument(
+        "--require-peering", action="store_true", default=None,
+        help=(
+            "without the peering object, act on nothing until it exists (default: run "
+            "alone, with a warning)"
+        ),
     )  # fmt: skip
     parser.add_argument(
         "--priority", type=int, default=None,
@@ -74,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["namespaces"] = ()
     if args.standalone:
         overrides["standalone"] = True
+    if args.require_peering:
+        overrides["peering_required"] = True
     if args.priority is not None:
         overrides["priority"] = args.priority
     settings = dataclasses.replace(settings, **overrides)
@@ -94,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             namespaces=settings.namespaces,
             standalone=settings.standalone,
             priority=settings.priority,
-            # A peering name makes peering mandatory in Kopf; standalone has none.
+            # A peering name makes peering mandatory in Kopf (a startup handler may
+            # make it optional when the object is absent); standalone has none.
             peering_name=None if settings.standalone else settings.peering_name,
             liveness_endpoint=args.liveness,
         )

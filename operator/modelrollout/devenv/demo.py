@@ -251,8 +251,7 @@ class Demo:
 
     def play(self) -> None:
         say("installing the CRDs")
-        self.cluster.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / "crds"))
-        self.cluster.kubectl("wait", "--for=condition=Established", "crd", "--all")
+        install_crds(self.cluster)
         self.cluster.kubectl("create", "namespace", NAMESPACE, check=False)
         say(f"starting the operator (log: {STATE / 'operator.log'})")
         self.start_operator()
@@ -315,6 +314,19 @@ class Demo:
             "Tear down (operator, model servers, traffic, Prometheus, cluster):\n"
             "  make demo-down"
         )
+
+
+def install_crds(cluster: LocalCluster) -> None:
+    """Applies crds/ to the demo's cluster and waits until they are served."""
+    # --force-conflicts: the demo owns these CRDs on its own cluster, so it takes
+    # over any field another manager set. Without it, CRDs applied there before by
+    # hand make this fail with a conflict on .spec.versions: with plain `kubectl
+    # apply -f crds/` (manager kubectl-client-side-apply) from a checkout whose CRD
+    # the API server stores differently from the file (as it did before dryRun's
+    # description was quoted), or changed since by another manager (`kubectl
+    # patch`, `kubectl edit`). tests/integration/test_demo_crds.py has both.
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all")
 
 
 def _ready(url: str) -> bool:

@@ -21,6 +21,7 @@ from kubernetes import client, config
 from prometheus_client import CollectorRegistry
 
 from modelrollout.api import names as n
+from modelrollout.handlers.peering import PeeringLookup, lookup_peering, peering_mode
 from modelrollout.handlers.reconcile import Outcome, reconcile
 from modelrollout.handlers.telemetry import Telemetry
 from modelrollout.handlers.wakeups import ObjectKey, Wakeups
@@ -66,7 +67,9 @@ def build_registry(
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # Peering (name, priority, standalone) is passed to kopf.run by the CLI.
+        # Peering (name, priority, standalone) is passed to kopf.run by the CLI;
+        # whether it is mandatory depends on the peering object (peering.py). Kopf
+        # reads it only once the startup handlers are done.
         # Kubernetes Events carry the core's transitions (kopf.info/warn below).
         # Kopf would also post each per-object log line at INFO as an Event, and it
         # logs every watch handler's success: silencing those INFO lines keeps
@@ -77,7 +80,15 @@ def build_registry(
         settings.watching.server_timeout = 270
         settings.watching.client_timeout = 300
         settings.peering.lifetime = operator_settings.peering_lifetime_seconds
-        api_holder["api"] = load_kube_client()
+        api = api_holder["api"] = load_kube_client()
+        lookup = (
+            PeeringLookup()
+            if operator_settings.standalone
+            else lookup_peering(api, operator_settings)
+        )
+        mode = peering_mode(operator_settings, lookup)
+        settings.peering.mandatory = mode.mandatory
+        _log.log(mode.level, mode.message)
 
     operator_settings = settings
 

@@ -120,3 +120,23 @@ def lists_and_strings_under_cel(schema: dict[str, Any], under_rule: bool = False
 
 def test_lists_checked_by_cel_are_bounded() -> None:
     assert lists_and_strings_under_cel(SPEC_SCHEMA) == []
+
+
+def null_keys(node: Any, path: str = "") -> list[str]:
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += [f"{path}.{key}"] if value is None else null_keys(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += null_keys(value, f"{path}[{index}]")
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "crds").glob("*.yaml")), ids=lambda p: p.name)
+def test_no_crd_field_is_null(path: Path) -> None:
+    """A comma in an unquoted value of a YAML flow mapping (`{description: a, b}`)
+    ends the value and makes `b` a key without one. The API server drops that key,
+    so the stored CRD differs from the file, and a server-side apply of the file
+    over a client-side `kubectl apply` of the same file conflicts on .spec.versions."""
+    assert [key for doc in yaml.safe_load_all(path.read_text()) for key in null_keys(doc)] == []
