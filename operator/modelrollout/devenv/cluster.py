@@ -334,15 +334,21 @@ class LocalCluster:
         return result.stdout.split().count("True") if result.returncode == 0 else 0
 
     def component_memory(self) -> dict[str, int]:
-        """Resident memory (bytes) of each running control-plane process."""
+        """Resident memory (bytes) of each running control-plane and node process
+        (the node's pods not included)."""
+        pids = {
+            f.stem: f.read_text().strip() for f in sorted((self.directory / "pids").glob("*.pid"))
+        }
+        if self.node_directory.exists():
+            pids |= {component: str(pid) for component, pid in self.node.pids().items()}
         usage: dict[str, int] = {}
-        for pid_file in sorted((self.directory / "pids").glob("*.pid")):
-            status = Path(f"/proc/{pid_file.read_text().strip()}/status")
+        for component, pid in pids.items():
+            status = Path(f"/proc/{pid}/status")
             if not status.exists():
                 continue
             for line in status.read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    usage[pid_file.stem] = int(line.split()[1]) * 1024
+                    usage[component] = int(line.split()[1]) * 1024
         return usage
 
     def assert_local(self) -> None:
