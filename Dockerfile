@@ -13,7 +13,18 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ONLY_BINARY=:all:
-RUN python -m venv /opt/modelrollout
+# Offline when docker/wheelhouse/ holds wheels (tools/images/build.sh puts the
+# pinned closure, downloaded on the host, there in its own build context and
+# builds with --network=none): a site-wide pip.conf, so that the build backend's
+# isolated install obeys it too. As committed it holds none, and pip uses PyPI.
+# /etc/pip.conf stays in this stage.
+COPY docker/wheelhouse/ /wheelhouse/
+RUN if ls /wheelhouse/*.whl >/dev/null 2>&1; then \
+      printf '[global]\nno-index = true\nfind-links = /wheelhouse\n' > /etc/pip.conf; \
+    fi
+# python3: every Debian-based Python image has it; Debian's own python (the local
+# base) answers to `python` only with python-is-python3.
+RUN python3 -m venv /opt/modelrollout
 ENV PATH=/opt/modelrollout/bin:$PATH
 COPY docker/requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt

@@ -11,7 +11,7 @@ VENV_STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sh
 PYTEST_ARGS ?=
 
 .PHONY: help venv lock deps cluster-tools cluster-up cluster-down lint test test-unit demo-down \
-        test-integration test-e2e demo clean chart-crds e2e-kind
+        test-integration test-e2e demo clean chart-crds e2e-kind images images-stop
 
 help:
 	@echo "make demo         the local demo on an embedded cluster (installs what it needs)"
@@ -19,6 +19,8 @@ help:
 	@echo "make demo-down    stop the demo's operator and its cluster"
 	@echo "make cluster-up   start (or reuse) the local cluster; prints KUBECONFIG=... last"
 	@echo "make cluster-down stop it"
+	@echo "make images       the project, pause and base images for a real node (Docker, cached); prints an env file last"
+	@echo "make images-stop  stop the private dockerd make images started (the images stay cached)"
 	@echo "make lint         ruff, mypy --strict, import-linter"
 	@echo "make chart-crds   copy crds/*.yaml into the Helm chart (a test checks they match)"
 	@echo "make lock         record the venv's package versions in constraints.txt"
@@ -44,6 +46,13 @@ deps:
 
 cluster-tools:
 	@bash tools/cluster/build.sh >/dev/null
+
+# stdout is the env file's path alone (MODELROLLOUT_IMAGE, ..._TAR, PAUSE_IMAGE, ...).
+images: deps
+	@bash tools/images/build.sh
+
+images-stop:
+	@bash tools/images/build.sh --stop-daemon
 
 cluster-up: venv cluster-tools
 	@$(PY) -m modelrollout.devenv.cluster up
