@@ -21,7 +21,7 @@ from modelrollout.rollout.bluegreen import (
     VERIFIED,
     VERIFYING,
 )
-from modelrollout.rollout.gating import stamp
+from modelrollout.rollout.clock import stamp
 
 TERMINAL_PHASES = ("Healthy", "Degraded")
 

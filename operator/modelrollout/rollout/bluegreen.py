@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import analysis, gating, transitions
+from modelrollout.rollout import analysis, clock, gating, transitions
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             return settle(
                 "Progressing",
                 "Previewing",
-                f"previewing; switching at {gating.stamp(ends)}",
+                f"previewing; switching at {clock.stamp(ends)}",
                 (ends - ctx.now).total_seconds(),
             )
         if judgement.outcome == "hold":
@@ -143,7 +143,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         return settle(
             "Progressing",
             "Verifying",
-            f"switched; verifying on all traffic until {gating.stamp(ends)}, "
+            f"switched; verifying on all traffic until {clock.stamp(ends)}, "
             f"revision {blue} stays up until then",
             (ends - ctx.now).total_seconds(),
         )

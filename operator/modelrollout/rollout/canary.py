@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelrollout.api import format_seconds
-from modelrollout.rollout import analysis, gating, transitions
+from modelrollout.rollout import analysis, clock, gating, transitions
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
 from modelrollout.rollout.weights import (
     canary_replicas,
@@ -96,7 +96,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             return settle(
                 "Progressing",
                 "PauseStep",
-                f"pausing {format_seconds(seconds)}, until {gating.stamp(ends)}",
+                f"pausing {format_seconds(seconds)}, until {clock.stamp(ends)}",
                 (ends - ctx.now).total_seconds(),
             )
     if judgement.outcome == "hold":

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from modelrollout.rollout import analysis, transitions
+from modelrollout.rollout.clock import stamp
 from modelrollout.rollout.outcome import Reason
 
 if TYPE_CHECKING:
@@ -75,8 +76,3 @@ def deadline(started: datetime | None, seconds: float, now: datetime) -> datetim
 def earliest(*delays: float | None) -> float | None:
     pending = [delay for delay in delays if delay is not None]
     return min(pending) if pending else None
-
-
-def stamp(moment: datetime) -> str:
-    """RFC 3339 in UTC to the second, for messages that must not change between plans."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

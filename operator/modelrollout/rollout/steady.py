@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from modelrollout.rollout import clock, transitions
 from modelrollout.rollout import drift as drift_watch
-from modelrollout.rollout import gating, transitions
 from modelrollout.rollout.observed import SERVICE_ROLES
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
 
@@ -76,7 +76,7 @@ def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
             Reason(
                 "Drifted",
                 f"revision {stable} (version {version}) serves all traffic, {counts}; "
-                f"drifting since {gating.stamp(drift.since)}: {drift.message}. "
+                f"drifting since {clock.stamp(drift.since)}: {drift.message}. "
                 "Roll out a corrected model to replace it",
             ),
         )
