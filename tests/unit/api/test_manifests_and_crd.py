@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 
-from modelrollout.api import DURATION_PATTERN, SpecError, names, parse_spec
+from modelrollout.api import (
+    DURATION_PATTERN,
+    Hold,
+    ModelDeploymentStatus,
+    ReadinessWait,
+    SpecError,
+    names,
+    parse_spec,
+)
+from modelrollout.api.spec import MAX_PROGRESS_DEADLINE_SECONDS
+from modelrollout.api.status import HoldReason
 from modelrollout.rollout import spec_problems
 
 pytestmark = pytest.mark.unit
@@ -82,6 +92,10 @@ def test_crd_defaults_are_the_models_defaults() -> None:
     blue_green = props["strategy"]["properties"]["blueGreen"]["properties"]
     assert spec.replicas == props["replicas"]["default"]
     assert spec.revision_history_limit == props["revisionHistoryLimit"]["default"]
+    deadline = props["progressDeadlineSeconds"]
+    assert spec.progress_deadline_seconds == deadline["default"] == 600
+    # The model's bounds (tests/unit/rollout/test_progress_deadline.py tries them).
+    assert (deadline["minimum"], deadline["maximum"]) == (1, MAX_PROGRESS_DEADLINE_SECONDS)
     assert spec.rollback.automatic == props["rollback"]["properties"]["automatic"]["default"]
     assert spec.service.port == props["service"]["properties"]["port"]["default"]
     assert spec.service.target_port == props["service"]["properties"]["targetPort"]["default"]
@@ -120,3 +134,28 @@ def lists_and_strings_under_cel(schema: dict[str, Any], under_rule: bool = False
 
 def test_lists_checked_by_cel_are_bounded() -> None:
     assert lists_and_strings_under_cel(SPEC_SCHEMA) == []
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def test_every_status_field_is_in_the_crd() -> None:
+    """The API server prunes status fields its schema does not name: a field the
+    models have and the CRD lacks would be dropped on every write."""
+    properties = SCHEMA["properties"]["status"]["properties"]
+    missing = [
+        _camel(name)
+        for name in ModelDeploymentStatus.model_fields
+        if _camel(name) not in properties
+    ]
+    assert missing == []
+    for field, model in (("readinessWait", ReadinessWait), ("hold", Hold)):
+        nested = properties[field]["properties"]
+        assert sorted(nested) == sorted(_camel(name) for name in model.model_fields)
+
+
+def test_crd_hold_reasons_are_the_models() -> None:
+    hold = SCHEMA["properties"]["status"]["properties"]["hold"]["properties"]["reason"]
+    assert tuple(hold["enum"]) == get_args(HoldReason)
