@@ -20,6 +20,7 @@ from modelrollout.kube.pods import replica_failure, revision_pods
 from modelrollout.rollout.observed import (
     SERVICE_ROLES,
     Observed,
+    PodCause,
     PodsObservation,
     RevisionObservation,
     ServiceRole,
@@ -97,12 +98,29 @@ def _with_pods(
     revisions: tuple[RevisionObservation, ...],
     deployments: list[client.V1Deployment],
 ) -> tuple[RevisionObservation, ...]:
-    # Plain JSON, as the API server sends it: pods.py reads the same dicts the
-    # tests and `kubectl get -o json` show, and no V1Pod objects are built.
-    response: Any = core.list_namespaced_pod(  # urllib3's response, not a V1PodList
-        owner.namespace, label_selector=selector, _preload_content=False
+    listed = list_pods(core, owner.namespace, selector)
+    summaries = revision_pods(listed, replica_failures(deployments))
+    return tuple(
+        replace(r, pods=summaries.get(r.revision, PodsObservation()))
+        if r.available_replicas < r.replicas
+        else r
+        for r in revisions
     )
-    listed: list[dict[str, Any]] = json.loads(response.data).get("items") or []
+
+
+def list_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The pods `selector` matches, as plain JSON the way the API server sends
+    them: pods.py reads the same dicts the tests and `kubectl get -o json` show,
+    and no V1Pod objects are built."""
+    response: Any = core.list_namespaced_pod(  # urllib3's response, not a V1PodList
+        namespace, label_selector=selector, _preload_content=False
+    )
+    items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
+    return items
+
+
+def replica_failures(deployments: list[client.V1Deployment]) -> dict[str, PodCause]:
+    """revision -> why its ReplicaSet could not create pods (ReplicaFailure)."""
     failures = {}
     for deployment in deployments:
         conditions = (deployment.status.conditions if deployment.status else None) or []
@@ -113,13 +131,7 @@ def _with_pods(
         revision = _labels(deployment.metadata).get(n.LABEL_REVISION)
         if failure is not None and revision is not None:
             failures[revision] = failure
-    summaries = revision_pods(listed, failures)
-    return tuple(
-        replace(r, pods=summaries.get(r.revision, PodsObservation()))
-        if r.available_replicas < r.replicas
-        else r
-        for r in revisions
-    )
+    return failures
 
 
 def _service_matches(live: client.V1Service, wanted: Mapping[str, Any]) -> bool:
