@@ -159,3 +159,32 @@ def test_every_status_field_is_in_the_crd() -> None:
 def test_crd_hold_reasons_are_the_models() -> None:
     hold = SCHEMA["properties"]["status"]["properties"]["hold"]["properties"]["reason"]
     assert tuple(hold["enum"]) == get_args(HoldReason)
+
+
+SCHEMA_KEYWORDS = frozenset(
+    {
+        "type", "format", "description", "properties", "items", "required", "enum",
+        "default", "minimum", "maximum", "minLength", "maxLength", "pattern", "minItems",
+        "maxItems", "additionalProperties", "nullable",
+    }
+)  # fmt: skip
+
+
+def unknown_keywords(schema: dict[str, Any], path: str = "") -> list[str]:
+    """A key that is no schema keyword (a YAML flow mapping split at a comma in a
+    description, say) makes the API server refuse the whole CRD."""
+    found = [
+        f"{path}: {key}"
+        for key in schema
+        if key not in SCHEMA_KEYWORDS and not str(key).startswith("x-kubernetes-")
+    ]
+    for name, child in (schema.get("properties") or {}).items():
+        found += unknown_keywords(child, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            found += unknown_keywords(schema[key], f"{path}[{key}]")
+    return found
+
+
+def test_every_schema_key_is_a_schema_keyword() -> None:
+    assert unknown_keywords(SCHEMA) == []
