@@ -12,7 +12,8 @@ by name, so the same pods always give the same message):
   2. a container whose last run ended (lastState.terminated: exit code, reason, message)
   3. the pod failed (Evicted...)
   4. the ReplicaSet could not create pods (the Deployment's ReplicaFailure condition)
-  5. unschedulable (PodScheduled=False, with the scheduler's message)
+  5. unschedulable (PodScheduled=False, with the scheduler's message up to its
+     words on preemption)
   6. running but not ready: the readiness probe does not pass
   7. still starting (ContainerCreating, PodInitializing, Pending)
 
@@ -116,8 +117,10 @@ def pod_cause(pod: Pod) -> PodCause | None:
         )
     scheduled = conditions.get("PodScheduled") or {}
     if scheduled.get("status") == "False":
+        # The scheduler appends why preemption would not help either: noise here.
+        message = str(scheduled.get("message") or "").split(" preemption:")[0]
         return PodCause(
-            "unschedulable", reason="Unschedulable", message=clean(scheduled.get("message"))
+            "unschedulable", reason="Unschedulable", message=clean(message.rstrip(" ,"))
         )
     found = [
         cause

@@ -210,8 +210,7 @@ CASES = {
     ),
     "unschedulable": (
         pod(scheduled=False),
-        "pods unschedulable: 0/3 nodes are available: 3 Insufficient memory. preemption: "
-        "0/3 nodes are available: 3 No preemption victims found for incoming pod.",
+        "pods unschedulable: 0/3 nodes are available: 3 Insufficient memory.",
     ),
     "evicted": (
         pod(
