@@ -395,7 +395,8 @@ def test_namespaced_install_runs_a_canary_and_a_rollback_with_the_charts_service
                     n.PLURAL,
                     "fraud",
                 ),
-                "list Pods": forbidden(sa_core.list_namespaced_pod, namespace),
+                "list Pods in another namespace": forbidden(sa_core.list_namespaced_pod, other),
+                "read a Pod's log": forbidden(sa_core.read_namespaced_pod_log, "any", namespace),
                 "list Nodes": forbidden(sa_core.list_node),
                 "patch a Deployment's pod template": forbidden(
                     sa_apps.patch_namespaced_deployment,

@@ -61,6 +61,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [apps]
   resources: [deployments/scale]
   verbs: [patch]
+# The pods of a revision that lacks available pods: what they report (image pull,
+# crash, probe, scheduling) names the cause when its progress deadline passes.
+# List only: no watch, no get, no logs.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 # The <name>, <name>-canary and <name>-preview Services; routing patches their selectors.
 - apiGroups: [""]
   resources: [services]

@@ -40,6 +40,7 @@ from modelrollout.api.status import (
     ModelDeploymentStatus,
     PendingScaleDown,
     Phase,
+    ReadinessWait,
     RollbackRecord,
     Verdict,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "PauseStep",
     "PendingScaleDown",
     "Phase",
+    "ReadinessWait",
     "RollbackRecord",
     "SpecError",
     "Strategy",

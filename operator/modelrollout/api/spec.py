@@ -21,6 +21,7 @@ MAX_STEPS = 50
 MAX_METRICS = 20
 MAX_QUERY_LENGTH = 4096
 MAX_HISTORY_LIMIT = 50
+MAX_PROGRESS_DEADLINE_SECONDS = 86400
 
 # Variables a metric query may use as {{ name }} (DESIGN.md section 3).
 QUERY_VARIABLES = frozenset(
@@ -242,6 +243,12 @@ class ModelDeploymentSpec(SpecModel):
     notifications: Notifications = Notifications()
     # Old revisions kept (scaled to 0) for `undo`, beyond the one serving.
     revision_history_limit: int = Field(default=10, ge=0, le=MAX_HISTORY_LIMIT)
+    # How long the revision being rolled out may have fewer available pods than
+    # its step asks for before the rollout stops (and rolls back when
+    # rollback.automatic). 600 s as Argo Rollouts, Flagger and Deployments have
+    # it: long enough for a large image pull and a model load, short enough that
+    # a crash loop does not sit unnoticed for an afternoon.
+    progress_deadline_seconds: int = Field(default=600, ge=1, le=MAX_PROGRESS_DEADLINE_SECONDS)
 
     @field_validator("template")
     @classmethod

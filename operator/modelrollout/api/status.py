@@ -19,7 +19,9 @@ ConditionType = Literal[
 ]
 ConditionStatus = Literal["True", "False", "Unknown"]
 Verdict = Literal["pass", "fail", "inconclusive", "error", "nodata"]
-HoldReason = Literal["Aborted", "RolledBack", "Undone"]
+# Why a spec revision is held back; every one but Undone is also a rollback reason
+# (status.lastRollback.reason, the rollback's Event) and leaves the object Degraded.
+HoldReason = Literal["Aborted", "RolledBack", "ProgressDeadlineExceeded", "Undone"]
 RolloutSource = Literal["Spec", "Undo"]
 CommandResult = Literal["Applied", "Rejected"]
 
@@ -110,6 +112,23 @@ class Hold(StatusModel):
     since: datetime
 
 
+class ReadinessWait(StatusModel):
+    """The revision being rolled out (or the first one) has fewer available pods than
+    asked for: the wait spec.progressDeadlineSeconds bounds.
+
+    `since` is when the wait began: the step that scaled the revision up, or the
+    moment its pods were first seen short. `resume` moves it by the paused time, so
+    a user's pause does not count. `exceeded_at` and `message` latch the verdict
+    of a rollout that hit its deadline without automatic rollback: it stays
+    Degraded until `abort`, `promote` or a new spec, even if the pods recover.
+    """
+
+    revision: str
+    since: datetime
+    exceeded_at: datetime | None = None
+    message: str = ""
+
+
 class PendingScaleDown(StatusModel):
     """An old revision still running after a switch, to scale to 0 at `not_before`."""
 
@@ -153,6 +172,7 @@ class ModelDeploymentStatus(StatusModel):
     history: tuple[HistoryEntry, ...] = ()
     hold: Hold | None = None
     pending_scale_downs: tuple[PendingScaleDown, ...] = ()
+    readiness_wait: ReadinessWait | None = None
     last_command: LastCommand | None = None
     reason: str | None = None
     message: str = ""

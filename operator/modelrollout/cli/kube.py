@@ -12,6 +12,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api import names as n
+from modelrollout.kube.observer import list_pods, replica_failures
+from modelrollout.kube.pods import revision_pods
+from modelrollout.rollout import PodsObservation
 
 
 class CliError(Exception):
@@ -92,6 +95,24 @@ class Session:
             wanted = (d.spec.replicas if d.spec else None) or 0
             replicas[labels.get(n.LABEL_REVISION, "")] = (ready, wanted)
         return replicas
+
+    def pods(self, name: str) -> dict[str, PodsObservation]:
+        """revision -> what the pods of each revision of `name` say (as the
+        operator's observe step reads them); {} when unreadable."""
+        try:
+            deployments = (
+                client.AppsV1Api(self.api)
+                .list_namespaced_deployment(
+                    self.namespace, label_selector=f"{n.LABEL_DEPLOYMENT}={name}"
+                )
+                .items
+            )
+            pods = list_pods(
+                client.CoreV1Api(self.api), self.namespace, f"{n.LABEL_DEPLOYMENT}={name}"
+            )
+        except ApiException:
+            return {}  # like pod counts and events, a courtesy
+        return revision_pods(pods, replica_failures(deployments))
 
     def events(self, name: str, limit: int) -> list[client.CoreV1Event]:
         try:

@@ -4,7 +4,7 @@ objects in, lines out, so what users read is unit-tested."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from modelrollout.api import (
@@ -14,6 +14,8 @@ from modelrollout.api import (
     parse_duration,
 )
 from modelrollout.api import names as n
+from modelrollout.rollout import PodsObservation
+from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.bluegreen import (
     PREVIEW_STARTING,
     PREVIEWING,
@@ -21,7 +23,7 @@ from modelrollout.rollout.bluegreen import (
     VERIFIED,
     VERIFYING,
 )
-from modelrollout.rollout.gating import stamp
+from modelrollout.rollout.clock import stamp
 
 TERMINAL_PHASES = ("Healthy", "Degraded")
 
@@ -157,14 +159,65 @@ def revision_line(
     return f"{label:<10} {revision}  version {version}  pods {ready}/{wanted} ready"
 
 
+def _left(seconds: float) -> str:
+    whole = max(round(seconds), 0)
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
+def progress_lines(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    pods: Mapping[str, PodsObservation],
+    now: datetime | None,
+) -> list[str]:
+    """The pods of the revision being rolled out (or of the first one) while some
+    are not ready, and the progress deadline the operator waits against."""
+    wait = status.readiness_wait
+    revision = status.canary_revision or (wait.revision if wait else None)
+    if revision is None:
+        return []
+    if status.canary_revision is None:
+        label = "revision"
+    else:
+        label = "canary" if spec.strategy.canary else "new"
+    lines = []
+    seen = pods.get(revision)
+    if seen is not None and (seen.not_ready or seen.cause):
+        lines.append(f"Pods:      {label} pods {seen.describe()}")
+    if wait is None or wait.revision != revision:
+        return lines
+    limit = format_seconds(spec.progress_deadline_seconds)
+    ends = deadline.deadline(spec, wait)
+    if wait.exceeded_at is not None:
+        text = (
+            f"exceeded at {stamp(wait.exceeded_at)} ({limit}); traffic stays on stable "
+            "until `abort` or `promote`"
+        )
+    elif status.paused_at is not None:
+        left = deadline.remaining(spec, status, status.paused_at)
+        text = f"frozen with {_left(left)} of {limit} left (paused; `resume`)"
+    elif now is None:
+        text = f"{stamp(ends)} ({limit} after {stamp(wait.since)})"
+    elif now < ends:
+        text = f"{stamp(ends)} ({_left(deadline.remaining(spec, status, now))} of {limit} left)"
+    else:
+        text = f"{stamp(ends)} (passed, {limit} after {stamp(wait.since)})"
+    lines.append(f"Deadline:  progress deadline {text}")
+    return lines
+
+
 def status_lines(
     body: Mapping[str, Any],
     spec: ModelDeploymentSpec,
     status: ModelDeploymentStatus,
     replicas: Mapping[str, tuple[int, int]],
     events: Sequence[tuple[str, str, str]],
+    pods: Mapping[str, PodsObservation] | None = None,
+    now: datetime | None = None,
 ) -> list[str]:
-    """`replicas`: revision -> (ready, wanted); `events`: (type, reason, message), oldest first."""
+    """`replicas`: revision -> (ready, wanted); `events`: (type, reason, message), oldest
+    first; `pods`: revision -> what its pods say; `now` for the time left."""
     meta = body["metadata"]
     strategy = "canary" if spec.strategy.canary else "blue/green"
     lines = [
@@ -183,6 +236,7 @@ def status_lines(
             replicas,
         ),
     ]
+    lines += progress_lines(spec, status, pods or {}, now)
     if spec.strategy.canary:  # blue/green has no weight: its stages say where traffic goes
         lines.append(f"Weight:    {status.canary_weight}% on the canary")
     steps = step_lines(spec, status)

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from modelrollout.api import SpecError, parse_object, parse_status
@@ -60,7 +61,16 @@ def _draw(session: Session, name: str) -> dict[str, Any]:
     events = [
         (e.type or "", e.reason or "", e.message or "") for e in session.events(name, EVENTS_SHOWN)
     ]
-    print("\n".join(status_lines(body, spec, status, session.replicas(name), events)))
+    lines = status_lines(
+        body,
+        spec,
+        status,
+        session.replicas(name),
+        events,
+        pods=session.pods(name),
+        now=datetime.now(UTC),
+    )
+    print("\n".join(lines))
     return body
 
 

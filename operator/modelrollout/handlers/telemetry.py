@@ -31,9 +31,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from modelrollout.api.status import HoldReason
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus
@@ -44,8 +46,9 @@ ObjectKey = tuple[str, str]
 # Event reasons of the decision core (modelrollout.rollout.transitions).
 STARTED = "RolloutStarted"
 COMPLETED = "Promoted"
-# The hold reasons of a rollback: analysis failed, `abort`, an undo stopped.
-ROLLED_BACK = ("RolledBack", "Aborted", "Undone")
+# The hold reasons of a rollback: analysis failed, `abort`, the progress deadline
+# missed, an undo stopped.
+ROLLED_BACK: tuple[str, ...] = get_args(HoldReason)
 PHASES = ("Progressing", "Paused", "Healthy", "Degraded")
 # Phases last from seconds (a blue/green switch) to days (Healthy), so buckets
 # span both; a rollout stuck for hours shows in the top buckets.
@@ -94,7 +97,8 @@ class Telemetry:
         self._rolled_back = Counter(
             "modelrollout_rollouts_rolled_back",
             "Rollouts rolled back, by reason (RolledBack: analysis failed; Aborted: "
-            "`abort`; Undone: an undo was stopped) and the failing check (empty if none).",
+            "`abort`; ProgressDeadlineExceeded: pods not ready in time; Undone: an undo "
+            "was stopped) and the failing check (empty if none).",
             [*obj, "reason", "metric"],
             registry=registry,
         )

@@ -1,10 +1,14 @@
 """Reads what a ModelDeployment owns (its revisions' Deployments and its Services)
 into the decision core's `Observed`. Two list calls per reconcile, whatever the
-number of revisions, so the cost of an object stays bounded."""
+number of revisions, so the cost of an object stays bounded; a third, of its
+pods, only while some revision has fewer available pods than it asks for (what
+they say goes to the progress deadline's message, see pods.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from kubernetes import client
@@ -12,9 +16,12 @@ from kubernetes import client
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner
+from modelrollout.kube.pods import replica_failure, revision_pods
 from modelrollout.rollout.observed import (
     SERVICE_ROLES,
     Observed,
+    PodCause,
+    PodsObservation,
     RevisionObservation,
     ServiceRole,
 )
@@ -49,6 +56,8 @@ def observe(
         for d in deployments
         if _owned_by(d.metadata, owner) and n.LABEL_REVISION in _labels(d.metadata)
     )
+    if any(r.available_replicas < r.replicas for r in revisions):
+        revisions = _with_pods(core, owner, selector, revisions, deployments)
     services = core.list_namespaced_service(owner.namespace, label_selector=selector).items
     routes: dict[ServiceRole, str | None] = {}
     for svc in services:
@@ -80,6 +89,49 @@ def _revision(deployment: client.V1Deployment) -> RevisionObservation:
         available_replicas=(status.available_replicas or 0) if status else 0,
         created_at=deployment.metadata.creation_timestamp if deployment.metadata else None,
     )
+
+
+def _with_pods(
+    core: client.CoreV1Api,
+    owner: Owner,
+    selector: str,
+    revisions: tuple[RevisionObservation, ...],
+    deployments: list[client.V1Deployment],
+) -> tuple[RevisionObservation, ...]:
+    listed = list_pods(core, owner.namespace, selector)
+    summaries = revision_pods(listed, replica_failures(deployments))
+    return tuple(
+        replace(r, pods=summaries.get(r.revision, PodsObservation()))
+        if r.available_replicas < r.replicas
+        else r
+        for r in revisions
+    )
+
+
+def list_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The pods `selector` matches, as plain JSON the way the API server sends
+    them: pods.py reads the same dicts the tests and `kubectl get -o json` show,
+    and no V1Pod objects are built."""
+    response: Any = core.list_namespaced_pod(  # urllib3's response, not a V1PodList
+        namespace, label_selector=selector, _preload_content=False
+    )
+    items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
+    return items
+
+
+def replica_failures(deployments: list[client.V1Deployment]) -> dict[str, PodCause]:
+    """revision -> why its ReplicaSet could not create pods (ReplicaFailure)."""
+    failures = {}
+    for deployment in deployments:
+        conditions = (deployment.status.conditions if deployment.status else None) or []
+        failure = replica_failure(
+            {"type": c.type, "status": c.status, "reason": c.reason, "message": c.message}
+            for c in conditions
+        )
+        revision = _labels(deployment.metadata).get(n.LABEL_REVISION)
+        if failure is not None and revision is not None:
+            failures[revision] = failure
+    return failures
 
 
 def _service_matches(live: client.V1Service, wanted: Mapping[str, Any]) -> bool:

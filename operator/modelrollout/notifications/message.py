@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelrollout.api import dump_status
+from modelrollout.rollout.progress import REASON as PROGRESS_DEADLINE_EXCEEDED
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -12,9 +13,11 @@ if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus
     from modelrollout.rollout import Event
 
-# Rollbacks by analysis, and the stable revision drifting or recovering. Manual
-# actions (abort, undo) are not notified: whoever ran them knows.
-NOTIFIED_REASONS = frozenset({"RolledBack", "Drifted", "DriftRecovered"})
+# Automatic rollbacks (a failed analysis, a missed progress deadline), and the
+# stable revision drifting or recovering. Manual actions (abort, undo) are not
+# notified: whoever ran them knows.
+ROLLBACK_REASONS = frozenset({"RolledBack", PROGRESS_DEADLINE_EXCEEDED})
+NOTIFIED_REASONS = ROLLBACK_REASONS | {"Drifted", "DriftRecovered"}
 
 
 def notification_body(
@@ -44,7 +47,7 @@ def notification_body(
         "stableRevision": status.stable_revision,
         "stableVersion": status.stable_version,
     }
-    if event.reason == "RolledBack" and "lastRollback" in dumped:
+    if event.reason in ROLLBACK_REASONS and "lastRollback" in dumped:
         body["rollback"] = dumped["lastRollback"]
     if event.reason == "Drifted" and "drift" in dumped:
         body["drift"] = dumped["drift"]

@@ -19,6 +19,8 @@ from modelrollout.rollout.observed import (
     SERVICE_ROLES,
     MetricVerdict,
     Observed,
+    PodCause,
+    PodsObservation,
     RevisionObservation,
     ServiceRole,
 )
@@ -36,6 +38,8 @@ __all__ = [
     "MetricVerdict",
     "Observed",
     "Plan",
+    "PodCause",
+    "PodsObservation",
     "Reason",
     "RevisionObservation",
     "RouteService",

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import analysis, gating, transitions
+from modelrollout.rollout import analysis, clock, gating, transitions
+from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
 
 if TYPE_CHECKING:
@@ -69,19 +70,39 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         progress = f"{progress}, {summary}"
     delay = float(strategy.scale_down_delay_seconds)
 
-    def settle(phase: Phase, reason: str, detail: str, requeue: float | None = None) -> Settled:
+    def settle(
+        phase: Phase,
+        reason: str,
+        detail: str,
+        requeue: float | None = None,
+        *,
+        to_stable: bool = False,
+    ) -> Settled:
+        # Blue keeps all its replicas until the rollout ends. Halted for the
+        # progress deadline after the switch, traffic goes back to it (once its
+        # pods are available, which they stay during the verification).
+        main = green if live else blue
+        if to_stable and ctx.observed.available(blue) >= ctx.replicas:
+            main = blue
         return Settled(
             replicas={green: green_wanted, blue: ctx.replicas},
-            routes={"main": green if live else blue, "canary": green, "preview": green},
+            routes={"main": main, "canary": green, "preview": green},
             phase=phase,
-            reason=Reason(reason, f"{progress}: {detail}"),
-            requeue_after=gating.earliest(requeue, ctx.analysis_interval),
-            weight=100 if live else 0,
+            reason=Reason(reason, f"{progress}: {detail}{deadline.note(ctx, status, green)}"),
+            requeue_after=gating.earliest(
+                requeue, ctx.analysis_interval, deadline.requeue(ctx, status, green)
+            ),
+            weight=100 if main == green else 0,
         )
 
-    judgement, interruption = gating.judge_step(ctx, status, comparisons=not live)
+    judgement, interruption = gating.judge_step(ctx, status, green_wanted, comparisons=not live)
     if isinstance(interruption, gating.Halt):
-        return settle(interruption.phase, interruption.reason, interruption.message)
+        return settle(
+            interruption.phase,
+            interruption.reason,
+            interruption.message,
+            to_stable=interruption.to_stable,
+        )
     if interruption is not None:
         return interruption
 
@@ -107,7 +128,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             return settle(
                 "Progressing",
                 "Previewing",
-                f"previewing; switching at {gating.stamp(ends)}",
+                f"previewing; switching at {clock.stamp(ends)}",
                 (ends - ctx.now).total_seconds(),
             )
         if judgement.outcome == "hold":
@@ -143,7 +164,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         return settle(
             "Progressing",
             "Verifying",
-            f"switched; verifying on all traffic until {gating.stamp(ends)}, "
+            f"switched; verifying on all traffic until {clock.stamp(ends)}, "
             f"revision {blue} stays up until then",
             (ends - ctx.now).total_seconds(),
         )

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelrollout.api import format_seconds
-from modelrollout.rollout import analysis, gating, transitions
+from modelrollout.rollout import analysis, clock, gating, transitions
+from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
 from modelrollout.rollout.weights import (
     canary_replicas,
@@ -57,22 +58,42 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     if summary:
         progress = f"{progress}, {summary}"
 
-    def settle(phase: Phase, reason: str, detail: str, requeue: float | None = None) -> Settled:
+    def settle(
+        phase: Phase,
+        reason: str,
+        detail: str,
+        requeue: float | None = None,
+        *,
+        to_stable: bool = False,
+    ) -> Settled:
+        # Stable shrinks only by available canary pods (never for pods not ready);
+        # a rollout halted for its progress deadline takes all of stable back, and
+        # the main Service leaves the canary once stable has them available.
+        stable_wanted = (
+            ctx.replicas if to_stable else stable_replicas(ctx.replicas, wanted, available)
+        )
+        main = None if spans_both else stable
+        if to_stable and ctx.observed.available(stable) >= ctx.replicas:
+            main = stable
         return Settled(
-            replicas={
-                canary: wanted,
-                stable: stable_replicas(ctx.replicas, wanted, available),
-            },
-            routes={"main": None if spans_both else stable, "canary": canary, "preview": canary},
+            replicas={canary: wanted, stable: stable_wanted},
+            routes={"main": main, "canary": canary, "preview": canary},
             phase=phase,
-            reason=Reason(reason, f"{progress}: {detail}"),
-            requeue_after=gating.earliest(requeue, ctx.analysis_interval),
-            weight=in_effect,
+            reason=Reason(reason, f"{progress}: {detail}{deadline.note(ctx, status, canary)}"),
+            requeue_after=gating.earliest(
+                requeue, ctx.analysis_interval, deadline.requeue(ctx, status, canary)
+            ),
+            weight=in_effect if main is None else 0,
         )
 
-    judgement, interruption = gating.judge_step(ctx, status)
+    judgement, interruption = gating.judge_step(ctx, status, wanted)
     if isinstance(interruption, gating.Halt):
-        return settle(interruption.phase, interruption.reason, interruption.message)
+        return settle(
+            interruption.phase,
+            interruption.reason,
+            interruption.message,
+            to_stable=interruption.to_stable,
+        )
     if interruption is not None:
         return interruption
     if promoting:
@@ -96,7 +117,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             return settle(
                 "Progressing",
                 "PauseStep",
-                f"pausing {format_seconds(seconds)}, until {gating.stamp(ends)}",
+                f"pausing {format_seconds(seconds)}, until {clock.stamp(ends)}",
                 (ends - ctx.now).total_seconds(),
             )
     if judgement.outcome == "hold":

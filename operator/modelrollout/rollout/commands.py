@@ -39,13 +39,13 @@ def command_rejection(
             if not in_flight:
                 if status.hold is not None and status.hold.reason != "Undone":
                     return (
-                        f"nothing to promote: revision {status.hold.revision} was "
-                        f"{status.hold.reason.lower()}; use `retry` to roll it out again"
+                        f"nothing to promote: revision {status.hold.revision} is held back "
+                        f"({status.hold.reason}); use `retry` to roll it out again"
                     )
                 return f"nothing to promote: {idle}"
             if undoing:
                 return "nothing to promote: an undo already goes straight to its revision"
-            if not command.full and _final_step(spec, status):
+            if not command.full and _final_step(spec, status) and not _deadline_held(status):
                 return "nothing to promote: the new revision is already taking all traffic"
         case "abort":
             if not in_flight:
@@ -72,6 +72,12 @@ def command_rejection(
                 return "a rollout is in progress; `abort` it first"
             return _undo_rejection(status, command.to_revision)
     return None
+
+
+def _deadline_held(status: ModelDeploymentStatus) -> bool:
+    """Halted for a missed progress deadline: `promote` lifts it (and the wait starts over)."""
+    wait = status.readiness_wait
+    return wait is not None and wait.exceeded_at is not None
 
 
 def _final_step(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> bool:
@@ -153,9 +159,16 @@ def _apply(
         case "resume":
             paused_at = status.paused_at
             started = status.step_started_at
-            # Timers freeze while paused: the step's clock resumes where it stopped.
-            shifted = started + (now - paused_at) if started and paused_at else started
-            return status.model_copy(update={"paused_at": None, "step_started_at": shifted}), ()
+            # Timers freeze while paused: the step's clock, and the progress
+            # deadline's, resume where they stopped.
+            paused_for = now - paused_at if paused_at else None
+            shifted = started + paused_for if started and paused_for else started
+            wait = status.readiness_wait
+            if wait is not None and paused_for and wait.exceeded_at is None:
+                wait = wait.model_copy(update={"since": wait.since + paused_for})
+            return status.model_copy(
+                update={"paused_at": None, "step_started_at": shifted, "readiness_wait": wait}
+            ), ()
         case "retry":
             return status.model_copy(update={"hold": None}), ()
         case "undo":
@@ -194,6 +207,9 @@ def _promoted(ctx: Context, status: ModelDeploymentStatus, *, full: bool) -> dic
         "step_started_at": ctx.now,
         "paused_at": None,
         "analysis": analysis,
+        # A missed progress deadline is overridden too; a new wait starts if the
+        # pods are still missing.
+        "readiness_wait": None,
     }
 
 
@@ -226,6 +242,7 @@ def _undo(ctx: Context, status: ModelDeploymentStatus, command: Command) -> Mode
             "rollout_source": "Undo",
             "analysis": {},
             "hold": hold,
+            "readiness_wait": None,
         }
     )
 

@@ -1,13 +1,15 @@
-"""What canary and blue/green share: acting on an analysis failure, and timers."""
+"""What canary and blue/green share: acting on a failed analysis or a missed
+progress deadline, and timers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import analysis, transitions
-from modelrollout.rollout.outcome import Reason
+from modelrollout.rollout import analysis, progress, transitions
+from modelrollout.rollout.clock import stamp
+from modelrollout.rollout.outcome import Reason, Transition
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -15,7 +17,6 @@ if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus, Phase
     from modelrollout.rollout.analysis import Judgement
     from modelrollout.rollout.context import Context
-    from modelrollout.rollout.outcome import Transition
 
 
 def on_failure(
@@ -36,18 +37,31 @@ def on_failure(
 @dataclass(frozen=True)
 class Halt:
     """The step stops where it is: Degraded (a failure without automatic rollback)
-    or Paused (by the user)."""
+    or Paused (by the user).
+
+    `to_stable`: the main Service goes back to the stable revision alone (once it
+    has all its replicas available), which keeps all of them: the new revision
+    missed its progress deadline, so whatever of it became ready since gets no
+    traffic until the user decides.
+    """
 
     phase: Phase
     reason: str
     message: str
+    to_stable: bool = False
 
 
 def judge_step(
-    ctx: Context, status: ModelDeploymentStatus, *, comparisons: bool = True
+    ctx: Context, status: ModelDeploymentStatus, wanted: int, *, comparisons: bool = True
 ) -> tuple[Judgement, Transition | Halt | None]:
     """The current step's analysis judgement, and what interrupts the step: a
-    rollback (a Transition), a Halt, or None when the step may go on."""
+    rollback or a status change to plan again from (a Transition), a Halt, or
+    None when the step may go on.
+
+    `wanted` is the number of available pods of the new revision the step needs;
+    fewer for longer than spec.progressDeadlineSeconds stops the rollout like a
+    failed analysis does (see progress.py).
+    """
     undoing = status.rollout_source == "Undo"
     judgement = (
         analysis.PASS
@@ -61,11 +75,41 @@ def judge_step(
         if isinstance(failure, Reason):
             return judgement, Halt("Degraded", failure.reason, failure.message)
         return judgement, failure
+    revision = status.canary_revision
+    assert revision is not None, "a step without a rollout"
+    waited = progress.watch(ctx, status, revision, wanted)
+    if isinstance(waited, Transition):
+        return judgement, waited
+    if isinstance(waited, progress.Exceeded):
+        return judgement, _deadline_exceeded(ctx, status, waited)
     if status.paused_at is not None:
         return judgement, Halt(
             "Paused", "PausedByUser", f"paused since {stamp(status.paused_at)}; `resume`"
         )
     return judgement, None
+
+
+def _deadline_exceeded(
+    ctx: Context, status: ModelDeploymentStatus, exceeded: progress.Exceeded
+) -> Transition | Halt:
+    """Roll back when rollback.automatic, else hold Degraded (latched in status),
+    traffic on stable, until `abort`, `promote` or a new spec."""
+    if ctx.spec.rollback.automatic:
+        return transitions.roll_back(ctx, status, reason=progress.REASON, message=exceeded.message)
+    latched = progress.latch(ctx, status, exceeded)
+    if latched is not None:
+        return latched
+    choices = (
+        "`abort` to stop the undo"
+        if status.rollout_source == "Undo"
+        else "`abort` to roll back or `promote` to go on (the deadline starts over)"
+    )
+    return Halt(
+        "Degraded",
+        progress.REASON,
+        f"{exceeded.message}; rollback.automatic is off: traffic stays on stable; {choices}",
+        to_stable=True,
+    )
 
 
 def deadline(started: datetime | None, seconds: float, now: datetime) -> datetime:
@@ -75,8 +119,3 @@ def deadline(started: datetime | None, seconds: float, now: datetime) -> datetim
 def earliest(*delays: float | None) -> float | None:
     pending = [delay for delay in delays if delay is not None]
     return min(pending) if pending else None
-
-
-def stamp(moment: datetime) -> str:
-    """RFC 3339 in UTC to the second, for messages that must not change between plans."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

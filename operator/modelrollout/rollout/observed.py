@@ -15,12 +15,87 @@ ServiceRole = Literal["main", "canary", "preview"]
 SERVICE_ROLES: tuple[ServiceRole, ...] = ("main", "canary", "preview")
 
 
+PodCauseKind = Literal[
+    "waiting", "terminated", "unschedulable", "readiness", "failed", "not-created", "starting"
+]
+
+
+@dataclass(frozen=True)
+class PodCause:
+    """Why one pod of a revision is not ready, as its status tells (see kube/pods.py).
+
+    kind:
+      waiting       a container waits: `reason` is Kubernetes' (ImagePullBackOff,
+                    ErrImagePull, CrashLoopBackOff, CreateContainerConfigError...)
+      terminated    a container's last run ended (lastState.terminated): `reason`
+                    (Error, OOMKilled...) and `exit_code`
+      unschedulable PodScheduled=False: `message` is the scheduler's
+      readiness     every container runs, but one is not ready: its probe fails
+      failed        the pod itself failed (phase Failed: Evicted, ...)
+      not-created   the ReplicaSet could not create pods (the Deployment's
+                    ReplicaFailure condition: quota, admission...)
+      starting      nothing wrong yet (ContainerCreating, PodInitializing, pending)
+    A waiting container that crashed before (CrashLoopBackOff) carries its last
+    termination too (`exit_code`, `last_reason`, `last_message`). Messages arrive
+    cut short, on one line, with the pod's literal env values blanked out.
+    """
+
+    kind: PodCauseKind
+    reason: str = ""
+    message: str = ""
+    container: str | None = None
+    exit_code: int | None = None
+    last_reason: str = ""
+    last_message: str = ""
+
+    def describe(self) -> str:
+        """One phrase naming the cause, for status messages and the CLI."""
+        where = f"container {self.container}" if self.container else "a container"
+        match self.kind:
+            case "unschedulable":
+                return "pods unschedulable" + (f": {self.message}" if self.message else "")
+            case "readiness":
+                return "readiness probe not passing" + (f" ({where})" if self.container else "")
+            case "terminated":
+                return _exited(where, self.exit_code, self.reason, self.message)
+            case "waiting" if self.exit_code is not None:
+                return f"{self.reason}: " + _exited(
+                    where, self.exit_code, self.last_reason, self.last_message
+                )
+        return f"{self.reason}: {self.message}" if self.message else self.reason or "pending"
+
+
+def _exited(where: str, exit_code: int | None, reason: str, message: str) -> str:
+    code = "" if exit_code is None else f" with code {exit_code}"
+    return (
+        f"{where} exited{code}"
+        + (f" ({reason})" if reason else "")
+        + (f": {message}" if message else "")
+    )
+
+
+@dataclass(frozen=True)
+class PodsObservation:
+    """The pods of one revision: how many are ready, how many not, and the most
+    telling cause among those that are not (None when none says anything)."""
+
+    ready: int = 0
+    not_ready: int = 0
+    cause: PodCause | None = None
+
+    def describe(self) -> str:
+        """ "0/2 ready: ImagePullBackOff: Back-off pulling image ..." """
+        counts = f"{self.ready}/{self.ready + self.not_ready} ready"
+        return f"{counts}: {self.cause.describe()}" if self.cause else counts
+
+
 @dataclass(frozen=True)
 class RevisionObservation:
     """One `<md-name>-<revision>` Deployment that exists.
 
     `replicas` is the Deployment's spec.replicas (what was asked), the others
-    come from its status.
+    come from its status. `pods` is what its pods say; None when they were not
+    read (the observer reads them only while some revision lacks available pods).
     """
 
     revision: str
@@ -29,6 +104,7 @@ class RevisionObservation:
     ready_replicas: int = 0
     available_replicas: int = 0
     created_at: datetime | None = None
+    pods: PodsObservation | None = None
 
 
 @dataclass(frozen=True)

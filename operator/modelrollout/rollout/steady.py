@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from modelrollout.rollout import clock, transitions
 from modelrollout.rollout import drift as drift_watch
-from modelrollout.rollout import gating, transitions
+from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.observed import SERVICE_ROLES
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
 
@@ -16,25 +17,47 @@ if TYPE_CHECKING:
 
 
 def first_deployment(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
-    """Nothing serves yet, so there is nothing to protect: no canary, just wait for ready."""
+    """Nothing serves yet, so there is nothing to protect: no canary, just wait for ready.
+
+    Past the progress deadline it is Degraded, with nothing to roll back to; it
+    becomes Healthy by itself if the pods get ready after all.
+    """
     revision, version = ctx.target, ctx.spec.model.version
     available = ctx.observed.available(revision)
     if available >= ctx.replicas:
         return Transition(
             status.model_copy(
-                update=transitions.serving(ctx, status, revision, version, source="Spec")
+                update={
+                    **transitions.serving(ctx, status, revision, version, source="Spec"),
+                    "readiness_wait": None,
+                }
             ),
             (Event("Deployed", f"revision {revision} (version {version}) deployed"),),
+        )
+    waited = deadline.watch(ctx, status, revision, ctx.replicas)
+    if isinstance(waited, Transition):
+        return waited
+    phase: Phase = "Progressing"
+    reason = Reason(
+        "Deploying",
+        f"deploying revision {revision} (version {version}): "
+        f"{available}/{ctx.replicas} replicas available{deadline.note(ctx, status, revision)}",
+    )
+    if isinstance(waited, deadline.Exceeded):
+        phase, reason = (
+            "Degraded",
+            Reason(
+                deadline.REASON,
+                f"revision {revision} (version {version}): {waited.message}; no stable "
+                "revision to roll back to: fix the spec, or the pods",
+            ),
         )
     return Settled(
         replicas={revision: ctx.replicas},
         routes=dict.fromkeys(SERVICE_ROLES, revision),
-        phase="Progressing",
-        reason=Reason(
-            "Deploying",
-            f"deploying revision {revision} (version {version}): "
-            f"{available}/{ctx.replicas} replicas available",
-        ),
+        phase=phase,
+        reason=reason,
+        requeue_after=deadline.requeue(ctx, status, revision),
     )
 
 
@@ -46,7 +69,7 @@ def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
     counts = f"{available}/{ctx.replicas} replicas available"
     hold = status.hold
     phase: Phase
-    if hold is not None and hold.reason in ("Aborted", "RolledBack"):
+    if hold is not None and hold.reason != "Undone":  # a rollback: the revision failed
         phase, reason = (
             "Degraded",
             Reason(
@@ -76,7 +99,7 @@ def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
             Reason(
                 "Drifted",
                 f"revision {stable} (version {version}) serves all traffic, {counts}; "
-                f"drifting since {gating.stamp(drift.since)}: {drift.message}. "
+                f"drifting since {clock.stamp(drift.since)}: {drift.message}. "
                 "Roll out a corrected model to replace it",
             ),
         )

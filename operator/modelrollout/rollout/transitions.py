@@ -26,6 +26,7 @@ _IDLE = {
     "step_started_at": None,
     "paused_at": None,
     "rollout_source": None,
+    "readiness_wait": None,
 }
 
 
@@ -64,6 +65,7 @@ def start(ctx: Context, status: ModelDeploymentStatus) -> Transition:
                 "rollout_source": "Spec",
                 "rollout_started_at": ctx.now,
                 "analysis": {},
+                "readiness_wait": None,
             }
         ),
         (

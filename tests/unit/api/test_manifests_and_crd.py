@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 
-from modelrollout.api import DURATION_PATTERN, SpecError, names, parse_spec
+from modelrollout.api import (
+    DURATION_PATTERN,
+    Hold,
+    ModelDeploymentStatus,
+    ReadinessWait,
+    SpecError,
+    names,
+    parse_spec,
+)
+from modelrollout.api.spec import MAX_PROGRESS_DEADLINE_SECONDS
+from modelrollout.api.status import HoldReason
 from modelrollout.rollout import spec_problems
 
 pytestmark = pytest.mark.unit
@@ -82,6 +92,10 @@ def test_crd_defaults_are_the_models_defaults() -> None:
     blue_green = props["strategy"]["properties"]["blueGreen"]["properties"]
     assert spec.replicas == props["replicas"]["default"]
     assert spec.revision_history_limit == props["revisionHistoryLimit"]["default"]
+    deadline = props["progressDeadlineSeconds"]
+    assert spec.progress_deadline_seconds == deadline["default"] == 600
+    # The model's bounds (tests/unit/rollout/test_progress_deadline.py tries them).
+    assert (deadline["minimum"], deadline["maximum"]) == (1, MAX_PROGRESS_DEADLINE_SECONDS)
     assert spec.rollback.automatic == props["rollback"]["properties"]["automatic"]["default"]
     assert spec.service.port == props["service"]["properties"]["port"]["default"]
     assert spec.service.target_port == props["service"]["properties"]["targetPort"]["default"]
@@ -140,3 +154,57 @@ def test_no_crd_field_is_null(path: Path) -> None:
     so the stored CRD differs from the file, and a server-side apply of the file
     over a client-side `kubectl apply` of the same file conflicts on .spec.versions."""
     assert [key for doc in yaml.safe_load_all(path.read_text()) for key in null_keys(doc)] == []
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def test_every_status_field_is_in_the_crd() -> None:
+    """The API server prunes status fields its schema does not name: a field the
+    models have and the CRD lacks would be dropped on every write."""
+    properties = SCHEMA["properties"]["status"]["properties"]
+    missing = [
+        _camel(name)
+        for name in ModelDeploymentStatus.model_fields
+        if _camel(name) not in properties
+    ]
+    assert missing == []
+    for field, model in (("readinessWait", ReadinessWait), ("hold", Hold)):
+        nested = properties[field]["properties"]
+        assert sorted(nested) == sorted(_camel(name) for name in model.model_fields)
+
+
+def test_crd_hold_reasons_are_the_models() -> None:
+    hold = SCHEMA["properties"]["status"]["properties"]["hold"]["properties"]["reason"]
+    assert tuple(hold["enum"]) == get_args(HoldReason)
+
+
+SCHEMA_KEYWORDS = frozenset(
+    {
+        "type", "format", "description", "properties", "items", "required", "enum",
+        "default", "minimum", "maximum", "minLength", "maxLength", "pattern", "minItems",
+        "maxItems", "additionalProperties", "nullable",
+    }
+)  # fmt: skip
+
+
+def unknown_keywords(schema: dict[str, Any], path: str = "") -> list[str]:
+    """A key that is no schema keyword (a YAML flow mapping split at a comma in a
+    description, say) makes the API server refuse the whole CRD."""
+    found = [
+        f"{path}: {key}"
+        for key in schema
+        if key not in SCHEMA_KEYWORDS and not str(key).startswith("x-kubernetes-")
+    ]
+    for name, child in (schema.get("properties") or {}).items():
+        found += unknown_keywords(child, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            found += unknown_keywords(schema[key], f"{path}[{key}]")
+    return found
+
+
+def test_every_schema_key_is_a_schema_keyword() -> None:
+    assert unknown_keywords(SCHEMA) == []

@@ -74,6 +74,9 @@ class ScriptedSession(Session):
     def replicas(self, name: str) -> dict[str, tuple[int, int]]:
         return {}
 
+    def pods(self, name: str) -> dict[str, Any]:
+        return {}
+
     def events(self, name: str, limit: int) -> list[Any]:
         return []
 

@@ -52,6 +52,30 @@ def test_slack_is_one_text_field() -> None:
     assert "ml/fraud" in body["text"] and "RolledBack" in body["text"]
 
 
+def test_a_missed_progress_deadline_carries_its_rollback_record_too() -> None:
+    status = STATUS.model_copy(
+        update={
+            "last_rollback": RollbackRecord(
+                revision="new",
+                version="2",
+                reason="ProgressDeadlineExceeded",
+                message="progress deadline (10m) exceeded with 0/1 pods available: "
+                "ImagePullBackOff: Back-off pulling image",
+                at=AT,
+            )
+        }
+    )
+    event = Event("ProgressDeadlineExceeded", "revision new (version 2): ...", "Warning")
+    body = notification_body(
+        "json", namespace="ml", name="fraud", event=event, status=status, at=AT
+    )
+    assert body["rollback"]["reason"] == "ProgressDeadlineExceeded"
+    assert "ImagePullBackOff" in body["rollback"]["message"]
+    assert "metric" not in body["rollback"]
+
+
 def test_rollbacks_and_drift_are_notified_manual_actions_are_not() -> None:
-    assert {"RolledBack", "Drifted", "DriftRecovered"} <= NOTIFIED_REASONS
+    assert {"RolledBack", "ProgressDeadlineExceeded", "Drifted", "DriftRecovered"} <= (
+        NOTIFIED_REASONS
+    )
     assert not {"Aborted", "Promoted", "UndoFailed"} & NOTIFIED_REASONS

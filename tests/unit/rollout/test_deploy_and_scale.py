@@ -21,7 +21,8 @@ def test_first_deployment_goes_straight_to_healthy_once_ready() -> None:
     assert world.status.phase == "Progressing"
     assert world.status.reason == "Deploying"
     assert "0/3 replicas available" in world.status.message
-    assert first.requeue_after is None  # readiness arrives as a Deployment event
+    # Readiness arrives as a Deployment event; the only timer is the progress deadline.
+    assert first.requeue_after == 600
 
     world.ready()
     world.plan()
