@@ -81,9 +81,7 @@ def main() -> None:
             cluster.down(log=lambda _m: None)
     print(f"warm cluster-up: {summary(timings)}")
     pods = pod_start_to_ready(cluster, args.runs)
-    print(
-        f"real pod (the project's image, 1 s readiness probe) created to Ready: {summary(pods)}"
-    )
+    print(f"real pod (the project's image, 1 s readiness probe) created to Ready: {summary(pods)}")
     time.sleep(IDLE_SETTLE_SECONDS)  # a measurement window, not a wait for a condition
     memory = cluster.component_memory()
     for component, rss in memory.items():
