@@ -1,5 +1,6 @@
-"""The local control plane is a real Kubernetes: version, scheduling onto KWOK
-nodes, EndpointSlices, CRD schemas with CEL, RBAC and garbage collection."""
+"""The local control plane is a real Kubernetes: version, three KWOK nodes beside
+the real one, scheduling onto KWOK nodes, EndpointSlices, CRD schemas with CEL,
+RBAC and garbage collection."""
 
 from __future__ import annotations
 
@@ -26,14 +27,16 @@ def test_version_is_the_pinned_kubernetes(kube: ClusterUnderTest) -> None:
     assert reported["serverVersion"]["gitVersion"] == served.git_version
 
 
-def test_the_cluster_has_three_ready_kwok_nodes(kube: ClusterUnderTest) -> None:
+def test_the_cluster_has_three_ready_kwok_nodes_and_one_real_node(kube: ClusterUnderTest) -> None:
     nodes = client.CoreV1Api(kube.api).list_node().items
     ready = [
         n for n in nodes
         if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
     ]  # fmt: skip
-    assert len(ready) >= 3
-    assert all(n.metadata.annotations.get("kwok.x-k8s.io/node") == "fake" for n in ready)
+    fake = [n for n in ready if (n.metadata.annotations or {}).get("kwok.x-k8s.io/node") == "fake"]
+    real = [n for n in ready if n not in fake]
+    assert len(fake) >= 3
+    assert [n.metadata.name for n in real] == [kube.cluster.node.name]
 
 
 def _deployment(name: str, replicas: int) -> client.V1Deployment:
