@@ -14,10 +14,14 @@ never became ready.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -31,11 +35,14 @@ from modelserver.service import ModelService, load_service
 from modelserver.settings import Settings
 
 log = logging.getLogger("modelserver")
+T = TypeVar("T")
 
 # Pending connections the kernel queues while the event loop is busy predicting.
 BACKLOG = 1024
 # Kubernetes keeps this much of a container's termination message.
 TERMINATION_MESSAGE_BYTES = 4096
+# Seconds a stop waits for an interrupted download to clean up its partial file.
+STOP_WAIT_SECONDS = 5.0
 
 
 def run(settings: Settings) -> int:
@@ -99,15 +106,16 @@ async def _load(
     settings: Settings, registry: CollectorRegistry, stop: asyncio.Event
 ) -> ModelService | None:
     cancel = threading.Event()
-    loading = asyncio.ensure_future(asyncio.to_thread(load_service, settings, registry, cancel))
-    stopping = asyncio.ensure_future(stop.wait())
+    loading = _in_daemon_thread(lambda: load_service(settings, registry, cancel))
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     if not loading.done():
-        # Stopped while loading: a download ends at its next chunk (removing its partial
-        # file); whatever the thread raises then no longer matters.
+        # Stopped while loading: a download ends at its next chunk or backoff and removes
+        # its partial file; one stalled on the network is not waited for beyond a bound.
         cancel.set()
         loading.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await asyncio.wait({loading}, timeout=STOP_WAIT_SECONDS)
         return None
     uri = display_uri(settings.model_uri)  # never a presigned URL's query string
     try:
@@ -127,6 +135,23 @@ async def _load(
     service.model.prepare_thread()
     service.evaluate()
     return service
+
+
+def _in_daemon_thread(work: Callable[[], T]) -> asyncio.Future[T]:
+    """`work()` on a daemon thread: unlike asyncio.to_thread's executor, which the
+    interpreter joins at exit, a load stuck on a stalled download cannot hold up a
+    SIGTERM past the pod's grace period."""
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # given up on
+            try:
+                done.set_result(work())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+    threading.Thread(target=run, name="modelserver-load", daemon=True).start()
+    return asyncio.wrap_future(done)
 
 
 def write_termination_message(path: str, message: str) -> None:
