@@ -55,7 +55,8 @@ REMOTE_SCHEMES = ("http", "https")
 
 def is_remote(uri: str) -> bool:
     """An artifact the server downloads at start-up (modelserver.fetch) before inspecting it."""
-    return urlparse(uri).scheme.lower() in REMOTE_SCHEMES
+    scheme, sep, _ = uri.partition("://")
+    return bool(sep) and scheme.lower() in REMOTE_SCHEMES
 
 
 def resolve(uri: str) -> Path:

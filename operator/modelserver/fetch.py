@@ -65,7 +65,10 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 def redact(url: str) -> str:
     """The URL as it may be shown: no query string (`?<redacted>` says there was one),
     no fragment, no user:password@."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed [IPv6 address
+        return url.partition(":")[0] + "://<unparseable URL>"
     host = parts.netloc.rpartition("@")[2]
     shown = f"{parts.scheme}://{host}{parts.path}"
     return shown + "?<redacted>" if parts.query else shown
@@ -421,8 +424,13 @@ class Fetcher:
 
 
 def _check_url(url: str, what: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in artifact.REMOTE_SCHEMES or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError:
+        raise ArtifactError(f"the {what} URL {redact(url)} is malformed (host or port)") from None
+    if parts.scheme.lower() not in artifact.REMOTE_SCHEMES or not host:
         raise ArtifactError(f"the {what} URL {redact(url)} needs http:// or https:// and a host")
     if "@" in parts.netloc:
         raise ArtifactError(

@@ -87,6 +87,13 @@ def test_urls_are_shown_without_query_fragment_or_credentials() -> None:
     assert fetch.redact("http://u:pw@store:8080/x.onnx") == "http://store:8080/x.onnx"
     assert fetch.redact("http://store/x.onnx") == "http://store/x.onnx"
     assert fetch.display_uri("/models/x.skops") == "/models/x.skops"
+    assert fetch.redact(f"http://[::1/x.skops?{SECRET}") == "http://<unparseable URL>"
+    for malformed in (f"http://[::1/x.skops?{SECRET}", f"http://store:port/x.skops?{SECRET}"):
+        with pytest.raises(ArtifactError, match="is malformed") as caught:
+            fetch.Fetcher(Path("/nonexistent"), fetch.Policy(1, 1, 1, 0, 0)).download(
+                malformed, "model artifact"
+            )
+        assert "zq7Xsecret" not in str(caught.value)
 
 
 @pytest.mark.unit
