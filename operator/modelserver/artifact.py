@@ -50,18 +50,46 @@ class Artifact:
     sha256: str
 
 
+REMOTE_SCHEMES = ("http", "https")
+
+
+def is_remote(uri: str) -> bool:
+    """An artifact the server downloads at start-up (modelserver.fetch) before inspecting it."""
+    scheme, sep, _ = uri.partition("://")
+    return bool(sep) and scheme.lower() in REMOTE_SCHEMES
+
+
 def resolve(uri: str) -> Path:
+    """The local path a `file://` URI or plain path names; remote URIs are fetched first."""
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         path = Path(unquote(parsed.path) if parsed.scheme else uri)
         if parsed.netloc and parsed.netloc != "localhost":
             raise ArtifactError(f"file URI {uri!r} names host {parsed.netloc!r}; use file:///path")
         return path
+    if is_remote(uri):
+        raise ArtifactError("an http(s) artifact is downloaded first (modelserver.fetch)")
     raise ArtifactError(
         f"MODEL_URI scheme {parsed.scheme!r} is not supported: the server reads local files "
-        "(file:///path or a plain path); mount the artifact into the pod, e.g. with a volume "
-        "or an init container that downloads it"
+        "(file:///path or a plain path) and downloads http:// and https:// URLs at start-up; "
+        "for S3 or GCS hand it a presigned URL, or mount the artifact into the pod"
     )
+
+
+def expected_digest(raw: str) -> str:
+    """MODEL_SHA256 as compared: hex, any case, optionally `sha256:`-prefixed; empty: no check."""
+    return raw.strip().lower().removeprefix("sha256:")
+
+
+def check_digest(expected_sha256: str, actual: str, where: str, holder: str = "file") -> None:
+    """The one digest rule, for local files and downloads alike: refuse a mismatch."""
+    expected = expected_digest(expected_sha256)
+    if expected and expected != actual:
+        raise ArtifactError(
+            f"sha256 mismatch for {where}: expected {expected}, {holder} has {actual}. The "
+            "artifact is not the one MODEL_SHA256 names (stale copy, partial download or "
+            "tampering); refusing to serve it"
+        )
 
 
 def sha256_of(path: Path) -> str:
@@ -89,13 +117,7 @@ def inspect(uri: str, expected_sha256: str, allow_pickle: bool) -> Artifact:
             f"{path.name} is named {fmt} but its content is a pickle; refusing to load it"
         )
     actual = sha256_of(path)
-    expected = expected_sha256.strip().lower().removeprefix("sha256:")
-    if expected and expected != actual:
-        raise ArtifactError(
-            f"sha256 mismatch for {path}: expected {expected}, file has {actual}. The artifact "
-            "is not the one MODEL_SHA256 names (stale copy, partial download or tampering); "
-            "refusing to serve it"
-        )
+    check_digest(expected_sha256, actual, str(path))
     if fmt == "pickle" and not allow_pickle:
         raise ArtifactError(
             f"refusing to load {path.name}: pickle/joblib files run arbitrary code when loaded. "

@@ -2,31 +2,47 @@
 
 The port opens first, so the liveness probe passes while the model loads
 (in a thread, so health checks stay responsive); readiness turns true only once
-the artifact is verified and loaded. A start-up failure (bad digest, refused
-pickle, missing profile) is logged with its reason and exits with status 1,
-which Kubernetes shows as a crash loop with that message in the pod log.
+the artifact is downloaded (http/https MODEL_URI), verified and loaded. A
+start-up failure (failed download, bad digest, refused pickle, missing profile)
+is logged with its reason and exits with status 1, which Kubernetes shows as a
+crash loop with that message in the pod log; the message also goes to the
+container's termination message file, so that it appears in the pod's
+`lastState.terminated.message`, where the operator reads why a revision's pods
+never became ready.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
+import os
 import signal
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from modelserver import logs
 from modelserver.artifact import ArtifactError
+from modelserver.fetch import display_uri
 from modelserver.http import HttpApi
 from modelserver.profile import ProfileError
 from modelserver.service import ModelService, load_service
 from modelserver.settings import Settings
 
 log = logging.getLogger("modelserver")
+T = TypeVar("T")
 
 # Pending connections the kernel queues while the event loop is busy predicting.
 BACKLOG = 1024
+# Kubernetes keeps this much of a container's termination message.
+TERMINATION_MESSAGE_BYTES = 4096
+# Seconds a stop waits for an interrupted download to clean up its partial file.
+STOP_WAIT_SECONDS = 5.0
 
 
 def run(settings: Settings) -> int:
@@ -89,24 +105,75 @@ async def serve(settings: Settings, registry: CollectorRegistry | None = None) -
 async def _load(
     settings: Settings, registry: CollectorRegistry, stop: asyncio.Event
 ) -> ModelService | None:
-    loading = asyncio.ensure_future(asyncio.to_thread(load_service, settings, registry))
-    stopping = asyncio.ensure_future(stop.wait())
+    cancel = threading.Event()
+    loading = _in_daemon_thread(lambda: load_service(settings, registry, cancel))
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     if not loading.done():
-        return None  # stopped while loading; the thread ends with the process
+        # Stopped while loading: a download ends at its next chunk or backoff and removes
+        # its partial file; one stalled on the network is not waited for beyond a bound.
+        cancel.set()
+        loading.add_done_callback(lambda done: done.cancelled() or done.exception())
+        await asyncio.wait({loading}, timeout=STOP_WAIT_SECONDS)
+        return None
+    uri = display_uri(settings.model_uri)  # never a presigned URL's query string
     try:
         service = loading.result()
     except (ArtifactError, ProfileError) as exc:
-        log.error("cannot serve %s: %s", settings.model_uri, exc)
+        message = f"cannot serve {uri}: {exc}"
+        log.error(message)
+        write_termination_message(settings.termination_log, message)
         return None
     except Exception as exc:
-        log.exception("cannot load %s: %r", settings.model_uri, exc)
+        log.exception("cannot load %s: %s", uri, type(exc).__name__)
+        write_termination_message(
+            settings.termination_log, f"cannot load {uri}: {type(exc).__name__} (see the log)"
+        )
         return None
     # scikit-learn keeps configuration per thread; predictions run on this one.
     service.model.prepare_thread()
     service.evaluate()
     return service
+
+
+def _in_daemon_thread(work: Callable[[], T]) -> asyncio.Future[T]:
+    """`work()` on a daemon thread: unlike asyncio.to_thread's executor, which the
+    interpreter joins at exit, a load stuck on a stalled download cannot hold up a
+    SIGTERM past the pod's grace period."""
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # given up on
+            try:
+                done.set_result(work())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+    threading.Thread(target=run, name="modelserver-load", daemon=True).start()
+    return asyncio.wrap_future(done)
+
+
+def write_termination_message(path: str, message: str) -> None:
+    """`message` into the termination message file, which Kubernetes shows (its first
+    4096 bytes) as the container's lastState.terminated.message.
+
+    The kubelet creates that file in every container, so it is only ever opened,
+    never created: where it does not exist or cannot be written (a laptop, tests),
+    nothing happens.
+    """
+    if not path:
+        return
+    data = message.encode("utf-8")[:TERMINATION_MESSAGE_BYTES]
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            sink.write(data.decode("utf-8", "ignore").encode("utf-8"))
+    except OSError:
+        log.debug("cannot write the termination message to %s", path)
 
 
 async def _evaluate_forever(service: ModelService, interval: float) -> None:

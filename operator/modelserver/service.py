@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
-from modelserver import artifact
+from modelserver import artifact, fetch
 from modelserver.drift import DriftMonitor, DriftSnapshot
 from modelserver.feedback import FeedbackTracker, UnknownRequestError, parse_feedback
 from modelserver.inputs import Decoded, InputError, InputSchema
@@ -267,18 +268,22 @@ class ModelService:
         }
 
 
-def load_service(settings: Settings, registry: CollectorRegistry) -> ModelService:
-    """Inspect, verify and load the artifact and its profile; raise with a clear reason."""
-    found = artifact.inspect(settings.model_uri, settings.model_sha256, settings.allow_pickle)
-    if not settings.model_sha256:
-        log.warning(
-            "MODEL_SHA256 not set: serving %s unverified (sha256 %s)", found.path, found.sha256
+def load_service(
+    settings: Settings, registry: CollectorRegistry, cancel: threading.Event | None = None
+) -> ModelService:
+    """Download (http/https), inspect, verify and load the artifact and its profile; raise
+    with a clear reason. `cancel` stops a download in progress (the server is stopping)."""
+    with fetch.localized(settings, cancel) as (model_uri, profile_uri):
+        found = artifact.inspect(model_uri, settings.model_sha256, settings.allow_pickle)
+        if not settings.model_sha256:
+            log.warning(
+                "MODEL_SHA256 not set: serving %s unverified (sha256 %s)",
+                fetch.display_uri(settings.model_uri),
+                found.sha256,
+            )
+        profile_path = (
+            artifact.resolve(profile_uri) if profile_uri else Path(f"{found.path}.profile.json")
         )
-    profile_path = (
-        artifact.resolve(settings.profile_uri)
-        if settings.profile_uri
-        else Path(f"{found.path}.profile.json")
-    )
-    profile = ReferenceProfile.load(profile_path)
-    model = artifact.load(found, settings.skops_trusted)
+        profile = ReferenceProfile.load(profile_path)
+        model = artifact.load(found, settings.skops_trusted)
     return ModelService(settings, model, profile, found.sha256, registry)

@@ -34,7 +34,11 @@ class Settings:
         default="0", metadata=_doc("The release being served.", "MODEL_VERSION")
     )
     model_uri: str = field(
-        default="", metadata=_doc("file:// URI or path of the artifact; required.", "MODEL_URI")
+        default="",
+        metadata=_doc(
+            "Artifact: file:// URI or path, or http(s):// URL downloaded at start-up; required.",
+            "MODEL_URI",
+        ),
     )
     model_sha256: str = field(
         default="",
@@ -71,7 +75,11 @@ class Settings:
     # Artifact policy.
     profile_uri: str = field(
         default="",
-        metadata=_doc("Reference profile; empty means `<artifact>.profile.json` beside it."),
+        metadata=_doc(
+            "Reference profile (path, file:// or http(s)://); empty means "
+            "`<artifact>.profile.json` beside it (for a URL: its path plus .profile.json, "
+            "without the query string)."
+        ),
     )
     allow_pickle: bool = field(
         default=False,
@@ -80,6 +88,55 @@ class Settings:
     skops_trusted: tuple[str, ...] = field(
         default=(),
         metadata=_doc("Extra type names a skops artifact may contain (comma-separated)."),
+    )
+    # Downloading http(s) artifacts (modelserver.fetch).
+    artifact_dir: str = field(
+        default="",
+        metadata=_doc(
+            "Directory downloads are kept in; empty: a fresh temporary directory, removed once "
+            "the model is loaded. Under a read-only root filesystem mount an emptyDir here."
+        ),
+    )
+    artifact_max_bytes: int = field(
+        default=2 * 1024**3,
+        metadata=_doc("Bytes; a larger download is refused. 2 GiB is far above a typical model."),
+    )
+    artifact_connect_timeout_seconds: float = field(
+        default=10.0, metadata=_doc("Seconds to connect (and TLS handshake) per attempt.")
+    )
+    artifact_read_timeout_seconds: float = field(
+        default=60.0,
+        metadata=_doc("Seconds without a byte from the store before an attempt fails."),
+    )
+    artifact_retries: int = field(
+        default=3,
+        metadata=_doc(
+            "Retries after a connection failure, truncated body or 5xx (never after a 4xx)."
+        ),
+    )
+    artifact_retry_backoff_seconds: float = field(
+        default=1.0,
+        metadata=_doc("Seconds before the first retry, doubling for each next one (up to 30)."),
+    )
+    artifact_token: str = field(
+        default="",
+        repr=False,
+        metadata=_doc("Bearer token for a private store (never logged); prefer the _FILE form."),
+    )
+    artifact_token_file: str = field(
+        default="",
+        metadata=_doc("File holding that bearer token, e.g. a mounted Secret."),
+    )
+    artifact_ca_file: str = field(
+        default="",
+        metadata=_doc("PEM bundle trusted for HTTPS besides the system's CA bundle."),
+    )
+    termination_log: str = field(
+        default="/dev/termination-log",
+        metadata=_doc(
+            "Where a start-up refusal is written for Kubernetes' lastState.terminated.message; "
+            "only if the file exists (the kubelet creates it), empty disables."
+        ),
     )
     # Drift monitoring.
     drift_enabled: bool = field(default=True, metadata=_doc("Record inputs for drift metrics."))
@@ -154,6 +211,20 @@ class Settings:
             )
         if self.drift_interval_seconds <= 0:
             raise SettingsError(f"{PREFIX}DRIFT_INTERVAL_SECONDS must be positive")
+        for name in (
+            "artifact_max_bytes",
+            "artifact_connect_timeout_seconds",
+            "artifact_read_timeout_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        for name in ("artifact_retries", "artifact_retry_backoff_seconds"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must not be negative")
+        if self.artifact_token and self.artifact_token_file:
+            raise SettingsError(
+                f"set {PREFIX}ARTIFACT_TOKEN or {PREFIX}ARTIFACT_TOKEN_FILE, not both"
+            )
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:

@@ -26,7 +26,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--model-name", help="overrides MODEL_NAME")
     parser.add_argument("--model-version", help="overrides MODEL_VERSION")
-    parser.add_argument("--model-uri", help="overrides MODEL_URI (file:///path or a path)")
+    parser.add_argument(
+        "--model-uri", help="overrides MODEL_URI (file:///path, a path, or an http(s):// URL)"
+    )
     parser.add_argument("--model-sha256", help="overrides MODEL_SHA256")
     parser.add_argument("--host", help="overrides MODELSERVER_HOST")
     parser.add_argument("--port", type=int, help="overrides MODELSERVER_PORT")
