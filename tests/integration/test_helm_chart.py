@@ -29,7 +29,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -38,7 +37,6 @@ from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api import names as n
 from modelrollout.api import parse_spec
-from modelrollout.devenv import network as net
 from modelrollout.devenv.node import REAL_NODE_LABEL, REAL_NODE_TAINT_KEY
 from modelrollout.devenv.tools import REPO_ROOT, ensure_tools
 from modelrollout.metrics import templating
@@ -47,7 +45,7 @@ from modelrollout.settings import OperatorSettings
 from support.exporter import QUALITY, MetricsLab, metrics_lab
 from support.hooks import Hook, running_hook
 from support.kube import ClusterUnderTest, fresh_namespace
-from support.realnode import workload_image
+from support.realnode import reachable_from_pods, workload_image
 from support.rollouts import Rollouts, example, plain_canary
 from support.scrape import sample
 from support.waiting import wait_for
@@ -217,19 +215,6 @@ def operator_pod(kube: ClusterUnderTest, release: Release) -> OperatorPod:
     assert pod.spec.node_name == kube.cluster.node.name, "the operator runs on the real node"
     assert pod.spec.service_account_name == release.service_account
     return OperatorPod(kube, release, pod.metadata.name, pod.status.pod_ip)
-
-
-@contextmanager
-def reachable_from_pods(kube: ClusterUnderTest, url: str) -> Iterator[str]:
-    """`url` of a loopback server, as the cluster's pods reach it."""
-    parts = urlsplit(url)
-    assert parts.hostname == "127.0.0.1" and parts.port, url
-    network = kube.cluster.network
-    address = net.expose_to_pods(network, parts.port)
-    try:
-        yield parts._replace(netloc=address).geturl()
-    finally:
-        net.unexpose(network, parts.port)
 
 
 def analysed(prometheus_url: str) -> dict[str, Any]:

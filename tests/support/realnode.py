@@ -6,20 +6,25 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes import client
 
+from modelrollout.devenv import network as net
 from modelrollout.devenv.node import REAL_NODE_LABEL, REAL_NODE_TAINT_KEY
 from support.kube import ClusterUnderTest
 from support.waiting import wait_for
 
-RESTRICTED_CONTAINER = client.V1SecurityContext(
-    run_as_non_root=True,
-    allow_privilege_escalation=False,
-    capabilities=client.V1Capabilities(drop=["ALL"]),
-    seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
-)
+# What Pod Security Admission's `restricted` profile asks of every container.
+RESTRICTED: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def on_real_node(pod_spec: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +76,7 @@ def python_pod(
         "command": command,
         "ports": [{"name": "http", "containerPort": 8080}],
         "volumeMounts": [{"name": "srv", "mountPath": "/srv"}],
-        "securityContext": client.ApiClient().sanitize_for_serialization(RESTRICTED_CONTAINER),
+        "securityContext": RESTRICTED,
         "readinessProbe": {
             "httpGet": {"path": "/healthy", "port": 8080},
             "periodSeconds": 1,
@@ -108,3 +113,16 @@ def http_get(url: str, timeout: float = 5.0) -> str:
     """One GET to an address inside the cluster's ranges (routed into the node)."""
     with urllib.request.urlopen(url, timeout=timeout) as answer:
         return str(answer.read().decode())
+
+
+@contextmanager
+def reachable_from_pods(kube: ClusterUnderTest, url: str) -> Iterator[str]:
+    """`url` of a loopback server, as the cluster's pods reach it."""
+    parts = urlsplit(url)
+    assert parts.hostname == "127.0.0.1" and parts.port, url
+    network = kube.cluster.network
+    address = net.expose_to_pods(network, parts.port)
+    try:
+        yield parts._replace(netloc=address).geturl()
+    finally:
+        net.unexpose(network, parts.port)
