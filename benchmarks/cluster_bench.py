@@ -1,6 +1,7 @@
 """Measures the local cluster: warm `cluster-up` time (binaries and images cached)
 to a Ready real node and 3 simulated ones, how long a real pod takes from creation
-to Ready, and idle memory. Prints figures; asserts nothing.
+to Ready (a small HTTP server, and a model server downloading its artifact over
+HTTP), and idle memory. Prints figures; asserts nothing.
 Run: `.venv/bin/python benchmarks/cluster_bench.py`.
 
 The cold build time is measured separately, with empty caches:
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from kubernetes import client, config
 
@@ -21,7 +24,16 @@ from modelrollout.devenv.cluster import LocalCluster, local_cluster
 from modelrollout.devenv.tools import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from support.realnode import python_pod
+# The tests' own pods and artifact store, measured as they are.
+from modelrollout.devenv.stack import FAST_SERVER_ENV, train_variants
+from support.realnode import (
+    RESTRICTED,
+    on_real_node,
+    python_pod,
+    reachable_from_pods,
+    workload_image,
+)
+from support.store import running_store
 
 # Long enough after start-up for the controllers' initial syncs to settle.
 IDLE_SETTLE_SECONDS = 60.0
@@ -35,14 +47,37 @@ class _Cluster:
         self.cluster = cluster
 
 
-def pod_start_to_ready(cluster: LocalCluster, runs: int) -> list[float]:
+def model_server_pod(cluster: LocalCluster, name: str, uri: str, sha256: str) -> dict[str, object]:
+    env = {**FAST_SERVER_ENV, "MODEL_NAME": "wine", "MODEL_VERSION": "1", "MODEL_URI": uri,
+           "MODEL_SHA256": sha256, "MODELSERVER_ARTIFACT_DIR": "/models"}  # fmt: skip
+    container = {
+        "name": "server",
+        "image": workload_image(_Cluster(cluster)),  # type: ignore[arg-type]
+        "imagePullPolicy": "Never",
+        "args": ["serve"],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": "http"},
+            "periodSeconds": 1,
+        },
+        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
+        "volumeMounts": [{"name": "models", "mountPath": "/models"}],
+    }
+    spec = on_real_node({"containers": [container],
+                         "volumes": [{"name": "models", "emptyDir": {}}]})  # fmt: skip
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def pod_start_to_ready(cluster: LocalCluster, runs: int, make_pod: object = None) -> list[float]:
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     core = client.CoreV1Api(api)
     timings = []
     for run in range(runs):
         name = f"bench-{run}"
         started = time.monotonic()
-        core.create_namespaced_pod("default", python_pod(_Cluster(cluster), name))  # type: ignore[arg-type]
+        body = make_pod(name) if callable(make_pod) else python_pod(_Cluster(cluster), name)  # type: ignore[arg-type]
+        core.create_namespaced_pod("default", body)
         deadline = started + POD_READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             pod = core.read_namespaced_pod(name, "default")
@@ -82,6 +117,21 @@ def main() -> None:
     print(f"warm cluster-up: {summary(timings)}")
     pods = pod_start_to_ready(cluster, args.runs)
     print(f"real pod (the project's image, 1 s readiness probe) created to Ready: {summary(pods)}")
+    models = train_variants(Path(tempfile.mkdtemp()), variants=("improved",))
+    artifact = Path(models["improved"].uri.removeprefix("file://"))
+    with running_store() as store, reachable_from_pods(_Cluster(cluster), store.url) as url:  # type: ignore[arg-type]
+        store.put_file(f"/{artifact.name}", artifact)
+        store.put_file(f"/{artifact.name}.profile.json", f"{artifact}.profile.json")
+        servers = pod_start_to_ready(
+            cluster,
+            args.runs,
+            lambda name: model_server_pod(
+                cluster, name, f"{url}/{artifact.name}", models["improved"].sha256
+            ),
+        )
+    print(
+        f"model server pod (artifact over HTTP, wine improved) created to Ready: {summary(servers)}"
+    )
     time.sleep(IDLE_SETTLE_SECONDS)  # a measurement window, not a wait for a condition
     memory = cluster.component_memory()
     for component, rss in memory.items():

@@ -405,7 +405,10 @@ def node_images() -> NodeImages:
     return NodeImages(
         pause=built.pause_image,
         workload=built.modelrollout_image,
-        tarballs=(built.pause_image_tar, built.modelrollout_image_tar),
+        tarballs=(
+            (built.pause_image, built.pause_image_tar),
+            (built.modelrollout_image, built.modelrollout_image_tar),
+        ),
     )
 
 
