@@ -79,6 +79,8 @@ class HttpApi:
         self.settings = settings
         self.registry = registry
         self.service: ModelService | None = None
+        # Set on SIGTERM: readiness fails while requests are still answered.
+        self.draining = False
         self._batcher: MicroBatcher[Decoded, Prediction] | None = None
         self._openapi: bytes | None = None
 
@@ -122,6 +124,8 @@ class HttpApi:
     async def ready(self, request: web.Request) -> web.Response:
         if self.service is None:
             return _json(503, {"ready": False, "error": "model not loaded yet"})
+        if self.draining:
+            return _json(503, {"ready": False, "error": "shutting down"})
         return _json(200, {"ready": True})
 
     async def server_metadata(self, request: web.Request) -> web.Response:

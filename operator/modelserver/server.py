@@ -95,11 +95,23 @@ async def serve(settings: Settings, registry: CollectorRegistry | None = None) -
         )
         evaluator = asyncio.create_task(_evaluate_forever(service, settings.drift_interval_seconds))
         await stop.wait()
+        await _drain(api, settings.shutdown_drain_seconds)
         evaluator.cancel()
         log.info("stopping")
         return 0
     finally:
         await runner.cleanup()
+
+
+async def _drain(api: HttpApi, seconds: float) -> None:
+    """Keeps answering for `seconds` after SIGTERM while readiness says 503: the pod
+    is still an endpoint until the endpoints controller and every kube-proxy have
+    seen it go, and a server that closed at once would refuse those requests."""
+    if seconds <= 0:
+        return
+    api.draining = True
+    log.info("draining", extra={"seconds": seconds})
+    await asyncio.sleep(seconds)
 
 
 async def _load(

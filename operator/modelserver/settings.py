@@ -138,6 +138,14 @@ class Settings:
             "only if the file exists (the kubelet creates it), empty disables."
         ),
     )
+    shutdown_drain_seconds: float = field(
+        default=5.0,
+        metadata=_doc(
+            "After SIGTERM: seconds of answering while readiness reports 503, so the "
+            "endpoints controller and kube-proxy stop routing here before the server "
+            "stops (a pod's termination grace period is 30 s by default); 0 stops at once."
+        ),
+    )
     # Drift monitoring.
     drift_enabled: bool = field(default=True, metadata=_doc("Record inputs for drift metrics."))
     drift_window: int = field(
@@ -211,6 +219,8 @@ class Settings:
             )
         if self.drift_interval_seconds <= 0:
             raise SettingsError(f"{PREFIX}DRIFT_INTERVAL_SECONDS must be positive")
+        if self.shutdown_drain_seconds < 0:
+            raise SettingsError(f"{PREFIX}SHUTDOWN_DRAIN_SECONDS must be 0 or more")
         for name in (
             "artifact_max_bytes",
             "artifact_connect_timeout_seconds",

@@ -12,40 +12,27 @@ their artifact downloaded over HTTP from a store on this machine's loopback
 from __future__ import annotations
 
 import copy
-import json
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections import Counter
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from modelrollout.api import names as n
-from modelrollout.devenv.stack import FAST_SERVER_ENV, Artifact
-from modelserver.datasets import load_dataset
-from modelserver.loadgen import LoadConfig, prepare_requests
+from modelrollout.devenv.stack import Artifact
+from support.clients import Clients, Predictions
 from support.kube import ClusterUnderTest
 from support.realnode import (
-    RESTRICTED,
+    artifact_store,
     http_get,
-    on_real_node,
+    model_server_template,
     python_pod,
-    reachable_from_pods,
-    workload_image,
 )
 from support.rollouts import Rollouts, plain_canary
-from support.store import running_store
 from support.waiting import sampled, wait_for
 
 pytestmark = pytest.mark.e2e
 
 DEADLINE = 20
-# Requests to the ClusterIP during the rollout: one every 0.1 s, at most this many.
-MAX_REQUESTS = 1200
 
 
 def real_canary(kube: ClusterUnderTest, name: str) -> dict[str, Any]:
@@ -57,36 +44,6 @@ def real_canary(kube: ClusterUnderTest, name: str) -> dict[str, Any]:
     body["spec"]["service"] = {"port": 80, "targetPort": "http"}
     body["spec"]["progressDeadlineSeconds"] = DEADLINE
     return body
-
-
-class Clients:
-    """A bounded loop of GETs to a URL in the background; what each got back."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.answers: Counter[str] = Counter()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def ask(self, index: int) -> str:
-        return http_get(self.url, timeout=2)
-
-    def _run(self) -> None:
-        for index in range(MAX_REQUESTS):
-            if self._done.wait(0.1):
-                return
-            try:
-                self.answers[self.ask(index)] += 1
-            except (OSError, urllib.error.URLError) as error:
-                self.answers[f"error: {type(error).__name__}"] += 1
-
-    def __enter__(self) -> Clients:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=10)
 
 
 def test_a_revision_whose_image_is_missing_is_rolled_back_at_its_deadline(
@@ -138,70 +95,25 @@ def _answers(url: str) -> bool:
 
 
 def model_server_canary(
-    kube: ClusterUnderTest, name: str, artifact: Artifact, uri: str, *, sha256: str
+    name: str, template: dict[str, Any], uri: str, sha256: str
 ) -> dict[str, Any]:
-    """A canary of real model-server pods (`args: [serve]`) on the real node, the
-    artifact downloaded over HTTP into an emptyDir, readiness gating endpoints."""
     body = plain_canary(name, [{"setWeight": 50}, {"pause": {}}], replicas=2)
-    env = {**FAST_SERVER_ENV, **artifact.server_env(), "MODELSERVER_ARTIFACT_DIR": "/models"}
-    container = {
-        "name": "server",
-        "image": workload_image(kube),
-        "imagePullPolicy": "Never",
-        "args": ["serve"],
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "env": [{"name": k, "value": v} for k, v in env.items()],
-        "readinessProbe": {
-            "httpGet": {"path": "/v2/health/ready", "port": "http"},
-            "periodSeconds": 1,
-        },
-        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
-        "volumeMounts": [{"name": "models", "mountPath": "/models"}],
-    }
-    pod_spec = on_real_node(
-        {
-            "containers": [container],
-            "volumes": [{"name": "models", "emptyDir": {}}],
-            "terminationGracePeriodSeconds": 5,
-        }
-    )
     body["spec"]["model"] = {"name": "wine", "version": "1", "uri": uri, "sha256": sha256}
-    body["spec"]["template"] = {"spec": pod_spec}
+    body["spec"]["template"] = template
     body["spec"]["service"] = {"port": 80, "targetPort": "http"}
     body["spec"]["progressDeadlineSeconds"] = DEADLINE
     return body
-
-
-class Predictions(Clients):
-    """Bounded inference requests to the Service; answers counted by model version."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        config = LoadConfig(urls=(), model="wine", dataset="wine")
-        self._bodies = [p.body for p in prepare_requests(config, load_dataset("wine"), 50)]
-
-    def ask(self, index: int) -> str:
-        request = urllib.request.Request(
-            self.url, data=self._bodies[index % len(self._bodies)],
-            headers={"Content-Type": "application/json"}, method="POST",
-        )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return f"version {json.load(answer)['model_version']}"
 
 
 def test_a_model_server_that_refuses_its_artifact_is_rolled_back_at_its_deadline(
     kube: ClusterUnderTest, rollouts: Rollouts, models: dict[str, Artifact]
 ) -> None:
     baseline = models["baseline"]
-    local = Path(urlsplit(baseline.uri).path)
-    with running_store() as store, reachable_from_pods(kube, store.url) as store_url:
-        store.put_file(f"/{local.name}", local)
-        store.put_file(f"/{local.name}.profile.json", f"{local}.profile.json")
-        uri = f"{store_url}/{local.name}"
-        body = model_server_canary(kube, "wine", baseline, uri, sha256=baseline.sha256)
+    with artifact_store(kube, {"baseline": baseline}) as uris:
+        template = model_server_template(kube, baseline)
+        body = model_server_canary("wine", template, uris["baseline"], baseline.sha256)
         rollouts.create(body)
         stable = rollouts.wait_phase("wine", "Healthy", timeout=180)["stableRevision"]
-        assert len(store.requests(f"/{local.name}")) == 2, "each pod downloaded the artifact"
         cluster_ip = rollouts.core.read_namespaced_service(
             "wine", rollouts.namespace
         ).spec.cluster_ip

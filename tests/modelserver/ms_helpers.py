@@ -101,6 +101,8 @@ def running_server(
         "MODEL_SHA256": str(artifact["sha256"]),
         "MODELSERVER_HOST": "127.0.0.1",
         "MODELSERVER_PORT": str(port),
+        # Nothing routes to these servers: stop at once (test_ms_service covers the drain).
+        "MODELSERVER_SHUTDOWN_DRAIN_SECONDS": "0",
         **env,
     }
     log = log_dir / f"server-{port}.log"

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import pickle
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,6 +229,26 @@ def test_readiness_answers_503_while_the_model_loads_and_200_after(
         s.wait_until("/v2/health/ready", "readiness once the model is loaded")
         assert http("GET", f"{s.url}/v2/models/wine/ready")[0] == 200
         assert http("POST", f"{s.url}/v2/models/wine/infer", v2_body(wine_row))[0] == 200
+
+
+def test_after_sigterm_it_reports_unready_but_keeps_answering_then_exits(
+    models: dict[str, dict[str, Any]], tmp_path: Path, wine_row: dict[str, float]
+) -> None:
+    # A pod is still an endpoint for a moment after its SIGTERM: requests routed to
+    # it then must be answered, while readiness already tells the kubelet to go.
+    env = {"MODELSERVER_SHUTDOWN_DRAIN_SECONDS": "3"}
+    with running_server(models["wine-improved"], tmp_path, **env) as s:
+        s.process.send_signal(signal.SIGTERM)
+        wait_for(
+            lambda: http("GET", f"{s.url}/v2/health/ready")[0] == 503,
+            timeout=10,
+            what="readiness 503 after SIGTERM",
+        )
+        assert s.process.poll() is None, "it stopped at once instead of draining"
+        assert http("POST", f"{s.url}/v2/models/wine/infer", v2_body(wine_row))[0] == 200
+        assert http("GET", f"{s.url}/v2/health/live")[0] == 200
+        assert s.process.wait(timeout=30) == 0
+    assert any(line.get("msg") == "draining" for line in s.log_lines())
 
 
 def missing_count(server: Server, feature: str) -> float:

@@ -8,6 +8,7 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +16,9 @@ from kubernetes import client
 
 from modelrollout.devenv import network as net
 from modelrollout.devenv.node import REAL_NODE_LABEL, REAL_NODE_TAINT_KEY
+from modelrollout.devenv.stack import FAST_SERVER_ENV, Artifact
 from support.kube import ClusterUnderTest
+from support.store import running_store
 from support.waiting import wait_for
 
 # What Pod Security Admission's `restricted` profile asks of every container.
@@ -37,6 +40,51 @@ def on_real_node(pod_spec: dict[str, Any]) -> dict[str, Any]:
     ]
     spec["nodeSelector"] = {**spec.get("nodeSelector", {}), REAL_NODE_LABEL: "real"}
     return spec
+
+
+def model_server_template(kube: ClusterUnderTest, artifact: Artifact) -> dict[str, Any]:
+    """The pod template of real model servers (`args: [serve]`) on the real node:
+    read-only root, the artifact downloaded into an emptyDir, readiness on the
+    server's own ready endpoint gating the Service's endpoints."""
+    env = {**FAST_SERVER_ENV, **artifact.server_env(), "MODELSERVER_ARTIFACT_DIR": "/models"}
+    container = {
+        "name": "server",
+        "image": workload_image(kube),
+        "imagePullPolicy": "Never",
+        "args": ["serve"],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "env": [{"name": k, "value": v} for k, v in env.items()],
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": "http"},
+            "periodSeconds": 1,
+        },
+        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
+        "volumeMounts": [{"name": "models", "mountPath": "/models"}],
+    }
+    pod_spec = on_real_node(
+        {
+            "containers": [container],
+            "volumes": [{"name": "models", "emptyDir": {}}],
+            "terminationGracePeriodSeconds": 15,
+        }
+    )
+    return {"spec": pod_spec}
+
+
+@contextmanager
+def artifact_store(
+    kube: ClusterUnderTest, artifacts: dict[str, Artifact]
+) -> Iterator[dict[str, str]]:
+    """The trained artifacts (and their profiles) served over HTTP from loopback,
+    forwarded to the pods; yields variant -> the URL pods download it from."""
+    with running_store() as store, reachable_from_pods(kube, store.url) as url:
+        uris = {}
+        for variant, artifact in artifacts.items():
+            local = Path(urlsplit(artifact.uri).path)
+            store.put_file(f"/{local.name}", local)
+            store.put_file(f"/{local.name}.profile.json", f"{local}.profile.json")
+            uris[variant] = f"{url}/{local.name}"
+        yield uris
 
 
 def workload_image(kube: ClusterUnderTest) -> str:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the local control plane (Kubernetes, etcd, KWOK, Helm), and kstatus for the
-# GitOps tests (tools/kstatus), from Go modules into a cache outside the repo, keyed
+# Builds the local cluster (Kubernetes with kubelet and kube-proxy, etcd, KWOK, Helm),
+# kstatus for the GitOps tests (tools/kstatus) and a Prometheus with Kubernetes service
+# discovery for the real-pod tests, from Go modules into a cache outside the repo, keyed
 # by version and by the tools modules' go.sum, so only a cold machine pays for the
 # build. Prints the binary directory on its last line.
 set -euo pipefail
@@ -39,7 +40,7 @@ link_binaries() {
 # build_module NAME MODULE_DIR VERSION LDFLAGS PACKAGE...
 build_module() {
   local name="$1" dir="$2" version="$3" ldflags="$4"; shift 4
-  local out="$cache_root/$name-$(key_of "$dir" "$version")"
+  local out="$cache_root/$name-$(key_of "$dir" "$version${GO_TAGS:+-$GO_TAGS}")"
   if [[ -f "$out/.complete" ]]; then
     log "$name $version: cached in $out"
     link_binaries "$out" "$@"
@@ -48,7 +49,8 @@ build_module() {
   log "$name $version: building $(printf '%s ' "${@##*/}")(cold machine only; progress every 200 packages)"
   local tmp="$out.tmp.$$" started=$SECONDS
   rm -rf "$tmp"; mkdir -p "$tmp"
-  (cd "$dir" && go build -v -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") 2>&1 \
+  # GO_TAGS (optional, set by the caller): build tags, part of the cache key too.
+  (cd "$dir" && go build -v -trimpath ${GO_TAGS:+-tags "$GO_TAGS"} -ldflags "$ldflags" -o "$tmp/" "$@") 2>&1 \
     | awk -v name="$name" '
         /^go: downloading/ { next }
         /^[a-zA-Z0-9_.\/-]+$/ { n++; if (n % 200 == 0) { printf "[cluster-tools] %s: %d packages compiled\n", name, n > "/dev/stderr"; fflush("/dev/stderr") } next }
@@ -92,5 +94,12 @@ build_module helm "$here/helm" "$HELM_VERSION" \
 
 # Not part of the cluster: the tests judge live objects with it the way Flux does.
 build_module kstatus "$here/../kstatus" "$CLI_UTILS_VERSION" "-s -w" modelrollout.local/tools/kstatus
+
+# Only the Kubernetes service discovery (plus file, HTTP and static, always in): the
+# other 25 cloud discoveries would triple the build.
+pv="github.com/prometheus/common/version"
+GO_TAGS=remove_all_sd,enable_kubernetes_sd build_module prometheus "$here/prometheus" "$PROMETHEUS_VERSION" \
+  "-s -w -X $pv.Version=${PROMETHEUS_VERSION#v} -X $pv.Revision=module -X $pv.Branch=module" \
+  github.com/prometheus/prometheus/cmd/prometheus
 
 printf '%s\n' "$bin_dir"

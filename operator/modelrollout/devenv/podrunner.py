@@ -314,6 +314,9 @@ class PodRunner:
         env.update(wanted.env)
         # The pod's IP and containerPort become a loopback port: every target is local.
         env.update({"MODELSERVER_HOST": "127.0.0.1", "MODELSERVER_PORT": str(port)})
+        # The runner drains itself (DRAIN_SECONDS before SIGTERM, as the endpoint is
+        # removed): a second drain in the server would outlast the stop grace.
+        env.setdefault("MODELSERVER_SHUTDOWN_DRAIN_SECONDS", "0")
         log_path = self.log_dir / f"{key.namespace}.{key.name}.log"
         with log_path.open("ab") as out:
             process = subprocess.Popen(

@@ -99,10 +99,15 @@ def start_prometheus(
     scrape_configs: Sequence[Mapping[str, Any]] = (),
     scrape_interval: str = "5s",
     port: int | None = None,
+    binary: Path | None = None,
 ) -> LocalPrometheus:
-    """Starts Prometheus with the given scrape configs and waits until it is ready."""
-    binary = shutil.which(PROMETHEUS_BINARY)
-    if binary is None:
+    """Starts Prometheus with the given scrape configs and waits until it is ready.
+
+    `binary`: another Prometheus than Debian's, e.g. the one tools/cluster/build.sh
+    builds with the Kubernetes service discovery Debian's package leaves out.
+    """
+    found = str(binary) if binary is not None else shutil.which(PROMETHEUS_BINARY)
+    if found is None:
         raise PrometheusError(
             "prometheus is not installed; `make deps` installs Debian's `prometheus` package"
         )
@@ -115,7 +120,7 @@ def start_prometheus(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                binary,
+                found,
                 f"--config.file={config_path}",
                 f"--storage.tsdb.path={data_dir}",
                 f"--web.listen-address={address}",
@@ -140,3 +145,42 @@ def start_prometheus(
             raise PrometheusError(f"Prometheus did not become ready on {address}:\n{tail}")
         time.sleep(0.2)
     return prometheus
+
+
+def pod_discovery_config(
+    kubeconfig: Path, namespaces: Sequence[str], job: str = "modelservers"
+) -> dict[str, Any]:
+    """A scrape config (for a Prometheus built with `kubernetes_sd_configs`, not
+    Debian's) that finds model-server pods the way a user's Prometheus would:
+    Kubernetes service discovery (role pod) through the API server, kept by the
+    operator's pod labels and the container port named `http`,
+    scraped at the pod's IP, with the target labels the analysis queries use
+    (`namespace`, `pod`, `deployment`: the ModelDeployment, `revision`).
+
+    honor_labels: the servers label every series with model_name and model_version
+    themselves; without it Prometheus would rename theirs to exported_model_version.
+    """
+    label = "__meta_kubernetes_pod_label_"
+    return {
+        "job_name": job,
+        "honor_labels": True,
+        "kubernetes_sd_configs": [
+            {
+                "role": "pod",
+                "kubeconfig_file": str(kubeconfig),
+                "namespaces": {"names": list(namespaces)},
+            }
+        ],
+        "relabel_configs": [
+            {"source_labels": [f"{label}app_kubernetes_io_managed_by"],
+             "regex": "modelrollout", "action": "keep"},
+            {"source_labels": ["__meta_kubernetes_pod_container_port_name"],
+             "regex": "http", "action": "keep"},
+            {"source_labels": ["__meta_kubernetes_pod_phase"],
+             "regex": "Running", "action": "keep"},
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+            {"source_labels": [f"{label}modelrollout_io_deployment"], "target_label": "deployment"},
+            {"source_labels": [f"{label}modelrollout_io_revision"], "target_label": "revision"},
+        ],
+    }  # fmt: skip

@@ -45,6 +45,11 @@ class ClusterTools:
         return self.path("helm")
 
     @property
+    def prometheus(self) -> Path:
+        """Prometheus 3 with Kubernetes service discovery (Debian's 2.42 lacks it)."""
+        return self.path("prometheus")
+
+    @property
     def kstatus(self) -> Path:
         """tools/kstatus: Flux's health rules (cli-utils kstatus) as a command."""
         return self.path("kstatus")
