@@ -138,5 +138,6 @@ def test_a_better_model_on_real_pods_is_promoted_on_metrics_prometheus_scraped_f
     print(
         f"\n[figure] real-pod canary: {clients.answers['version 1']} predictions by v1 and "
         f"{clients.answers['version 2']} by v2 through the ClusterIP; load generator "
-        f"{summary.sent} requests, all 200, at {summary.achieved_rate:.1f} req/s"
+        f"{summary.sent} requests, all 200, at {summary.achieved_rate:.1f} req/s; "
+        f"last feature-drift {status['analysis']['feature-drift'].get('value')} (max 0.25)"
     )
