@@ -16,6 +16,10 @@ from support.realnode import http_get
 
 # One request every 0.1 s, at most this many: two minutes of clients at most.
 MAX_REQUESTS = 1200
+# A client's patience. On 2 cores shared by the control plane, the operator and a
+# crash-looping canary reloading scikit-learn, a healthy server's answer has taken
+# over 5 s (2 of 187 requests in one CI run): slow, not lost.
+REQUEST_TIMEOUT_SECONDS = 15.0
 
 
 class Clients:
@@ -28,7 +32,7 @@ class Clients:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def ask(self, index: int) -> str:
-        return http_get(self.url, timeout=2)
+        return http_get(self.url, timeout=REQUEST_TIMEOUT_SECONDS)
 
     def _run(self) -> None:
         for index in range(MAX_REQUESTS):
@@ -37,7 +41,10 @@ class Clients:
             try:
                 self.answers[self.ask(index)] += 1
             except (OSError, urllib.error.URLError) as error:
-                self.answers[f"error: {type(error).__name__}"] += 1
+                # URLError wraps the cause (refused, reset, a connect timeout): name it.
+                cause = getattr(error, "reason", None)
+                detail = f"({type(cause).__name__})" if isinstance(cause, BaseException) else ""
+                self.answers[f"error: {type(error).__name__}{detail}"] += 1
 
     def __enter__(self) -> Clients:
         self._thread.start()
@@ -65,5 +72,5 @@ class Predictions(Clients):
             self.url, data=self._bodies[index % len(self._bodies)],
             headers={"Content-Type": "application/json"}, method="POST",
         )  # fmt: skip
-        with urllib.request.urlopen(request, timeout=5) as answer:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as answer:
             return f"version {json.load(answer)['model_version']}"

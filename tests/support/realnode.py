@@ -54,9 +54,14 @@ def model_server_template(kube: ClusterUnderTest, artifact: Artifact) -> dict[st
         "args": ["serve"],
         "ports": [{"name": "http", "containerPort": 8080}],
         "env": [{"name": k, "value": v} for k, v in env.items()],
+        # Every second, but a slow answer is not a failure: on 2 busy cores (a
+        # crash-looping canary reloading scikit-learn beside it) a healthy server
+        # can take over the default 1 s to answer.
         "readinessProbe": {
             "httpGet": {"path": "/v2/health/ready", "port": "http"},
             "periodSeconds": 1,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
         },
         "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
         "volumeMounts": [{"name": "models", "mountPath": "/models"}],
