@@ -25,15 +25,8 @@ from modelrollout.devenv.tools import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 # The tests' own pods and artifact store, measured as they are.
-from modelrollout.devenv.stack import FAST_SERVER_ENV, train_variants
-from support.realnode import (
-    RESTRICTED,
-    on_real_node,
-    python_pod,
-    reachable_from_pods,
-    workload_image,
-)
-from support.store import running_store
+from modelrollout.devenv.stack import Artifact, train_variants
+from support.realnode import artifact_store, model_server_template, python_pod
 
 # Long enough after start-up for the controllers' initial syncs to settle.
 IDLE_SETTLE_SECONDS = 60.0
@@ -47,26 +40,16 @@ class _Cluster:
         self.cluster = cluster
 
 
-def model_server_pod(cluster: LocalCluster, name: str, uri: str, sha256: str) -> dict[str, object]:
-    env = {**FAST_SERVER_ENV, "MODEL_NAME": "wine", "MODEL_VERSION": "1", "MODEL_URI": uri,
-           "MODEL_SHA256": sha256, "MODELSERVER_ARTIFACT_DIR": "/models"}  # fmt: skip
-    container = {
-        "name": "server",
-        "image": workload_image(_Cluster(cluster)),  # type: ignore[arg-type]
-        "imagePullPolicy": "Never",
-        "args": ["serve"],
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "env": [{"name": k, "value": v} for k, v in env.items()],
-        "readinessProbe": {
-            "httpGet": {"path": "/v2/health/ready", "port": "http"},
-            "periodSeconds": 1,
-        },
-        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
-        "volumeMounts": [{"name": "models", "mountPath": "/models"}],
-    }
-    spec = on_real_node({"containers": [container],
-                         "volumes": [{"name": "models", "emptyDir": {}}]})  # fmt: skip
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+def model_server_pod(
+    cluster: LocalCluster, name: str, artifact: Artifact, uri: str
+) -> dict[str, object]:
+    """The tests' model-server pod template, with the env the operator would inject."""
+    template = model_server_template(_Cluster(cluster), artifact)  # type: ignore[arg-type]
+    model_env = {"MODEL_NAME": "wine", "MODEL_VERSION": "1", "MODEL_URI": uri,
+                 "MODEL_SHA256": artifact.sha256}  # fmt: skip
+    container = template["spec"]["containers"][0]
+    container["env"] += [{"name": k, "value": v} for k, v in model_env.items()]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, **template}
 
 
 def pod_start_to_ready(cluster: LocalCluster, runs: int, make_pod: object = None) -> list[float]:
@@ -118,16 +101,12 @@ def main() -> None:
     pods = pod_start_to_ready(cluster, args.runs)
     print(f"real pod (the project's image, 1 s readiness probe) created to Ready: {summary(pods)}")
     models = train_variants(Path(tempfile.mkdtemp()), variants=("improved",))
-    artifact = Path(models["improved"].uri.removeprefix("file://"))
-    with running_store() as store, reachable_from_pods(_Cluster(cluster), store.url) as url:  # type: ignore[arg-type]
-        store.put_file(f"/{artifact.name}", artifact)
-        store.put_file(f"/{artifact.name}.profile.json", f"{artifact}.profile.json")
+    improved = models["improved"]
+    with artifact_store(_Cluster(cluster), {"improved": improved}) as uris:  # type: ignore[arg-type]
         servers = pod_start_to_ready(
             cluster,
             args.runs,
-            lambda name: model_server_pod(
-                cluster, name, f"{url}/{artifact.name}", models["improved"].sha256
-            ),
+            lambda name: model_server_pod(cluster, name, improved, uris["improved"]),
         )
     print(
         f"model server pod (artifact over HTTP, wine improved) created to Ready: {summary(servers)}"
