@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from kubernetes import client, config
 
@@ -24,9 +25,10 @@ from modelrollout.devenv.cluster import LocalCluster, local_cluster
 from modelrollout.devenv.tools import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-# The tests' own pods and artifact store, measured as they are.
-from modelrollout.devenv.stack import Artifact, train_variants
-from support.realnode import artifact_store, model_server_template, python_pod
+# The pod template and artifact store the demo and the tests use, measured as they are.
+from modelrollout.devenv.artifacts import ArtifactStore
+from modelrollout.devenv.stack import Artifact, model_server_template, train_variants
+from support.realnode import python_pod
 
 # Long enough after start-up for the controllers' initial syncs to settle.
 IDLE_SETTLE_SECONDS = 60.0
@@ -43,8 +45,9 @@ class _Cluster:
 def model_server_pod(
     cluster: LocalCluster, name: str, artifact: Artifact, uri: str
 ) -> dict[str, object]:
-    """The tests' model-server pod template, with the env the operator would inject."""
-    template = model_server_template(_Cluster(cluster), artifact)  # type: ignore[arg-type]
+    """The model-server pod template, with the env the operator would inject."""
+    assert cluster.node_images is not None
+    template = model_server_template(cluster.node_images.workload, artifact)
     model_env = {"MODEL_NAME": "wine", "MODEL_VERSION": "1", "MODEL_URI": uri,
                  "MODEL_SHA256": artifact.sha256}  # fmt: skip
     container = template["spec"]["containers"][0]
@@ -102,11 +105,10 @@ def main() -> None:
     print(f"real pod (the project's image, 1 s readiness probe) created to Ready: {summary(pods)}")
     models = train_variants(Path(tempfile.mkdtemp()), variants=("improved",))
     improved = models["improved"]
-    with artifact_store(_Cluster(cluster), {"improved": improved}) as uris:  # type: ignore[arg-type]
+    with ArtifactStore(Path(tempfile.mkdtemp()), cluster.network) as store:
+        uri = store.publish(Path(urlsplit(improved.uri).path))
         servers = pod_start_to_ready(
-            cluster,
-            args.runs,
-            lambda name: model_server_pod(cluster, name, improved, uris["improved"]),
+            cluster, args.runs, lambda name: model_server_pod(cluster, name, improved, uri)
         )
     print(
         f"model server pod (artifact over HTTP, wine improved) created to Ready: {summary(servers)}"

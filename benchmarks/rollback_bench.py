@@ -4,10 +4,10 @@ once Prometheus can see it fail. Prints figures; asserts nothing.
 Run: `.venv/bin/python benchmarks/rollback_bench.py [--repeats 2]`.
 
 Setup per measurement, on the local cluster with the real operator: v1 serves
-(2 replicas, real model servers via the pod runner, 30 req/s through the
-Service); v2 is canaried at 50% and answers half of its inferences 500
-(MODELSERVER_FAULT_ERROR_RATE in its template). The metric is the error rate
-over a 10 s window, max 0.05.
+(2 real model-server pods on the cluster's real node, 30 req/s to the
+Service's ClusterIP, routed by kube-proxy); v2 is canaried at 50% and answers
+half of its inferences 500 (MODELSERVER_FAULT_ERROR_RATE in its template). The
+metric is the error rate over a 10 s window, max 0.05.
 
 - start: the timestamp of the first scrape that holds a 5xx answer of v2
   (raw samples of modelserver_requests_total read back from Prometheus): the
@@ -15,6 +15,7 @@ over a 10 s window, max 0.05.
 - decided: status.lastRollback.at (the operator's rollback decision).
 - end: the first poll (every 0.1 s) at which the main Service's ready endpoints
   are all on the stable revision: all traffic is back on stable.
+- last v2 answer: when a client of the ClusterIP last got an answer from v2.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from modelrollout.devenv.stack import Artifact, ServingStack, serving_stack, tra
 from modelrollout.devenv.tools import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from support.serving import ERROR_RATE, RATE, model_deployment, served_spec
+from support.serving import ERROR_RATE, HALF_FAILING, RATE, model_deployment
 
 NAMESPACE = "bench"
 POLL_SECONDS = 0.1
@@ -92,9 +93,9 @@ class Bench:
         self, stack: ServingStack, name: str, interval: str, failure_limit: int
     ) -> dict[str, float]:
         body = model_deployment(
+            stack,
             name,
             self.models["improved"],
-            prometheus=stack.prometheus.url,
             metrics=[ERROR_RATE],
             strategy={"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
             interval=interval,
@@ -105,9 +106,7 @@ class Bench:
         stable = self.wait(name, lambda s: s.get("phase") == "Healthy", "v1 Healthy")
         stable_revision = stable["stableRevision"]
         traffic = stack.traffic(NAMESPACE, name, rate=RATE)
-        faulty = served_spec(
-            self.models["improved"], "2", env={"MODELSERVER_FAULT_ERROR_RATE": "0.5"}
-        )
+        faulty = stack.served_spec(self.models["improved"], "2", env=HALF_FAILING)
         self.custom.patch_namespaced_custom_object(
             n.GROUP, n.VERSION, NAMESPACE, n.PLURAL, name, {"spec": faulty}
         )
@@ -122,6 +121,12 @@ class Bench:
                 raise TimeoutError(f"{name}: traffic never returned to stable")
             time.sleep(POLL_SECONDS)
         end = time.time()
+        # What clients got: the last answer v2 gave them (kube-proxy may still route a
+        # connection to a pod whose endpoint just went; the server drains it).
+        time.sleep(2.0)
+        last_v2 = traffic.stats()["2"].last_answered
+        assert last_v2 is not None
+        last_v2_wall = time.time() - (time.monotonic() - last_v2)
         # The operator routes first and writes status after, in the same reconcile.
         status = self.wait(name, lambda s: "lastRollback" in s, "lastRollback recorded")
         decided = datetime.fromisoformat(status["lastRollback"]["at"]).timestamp()
@@ -130,6 +135,7 @@ class Bench:
         return {
             "to_decision": decided - first_bad,
             "to_stable": end - first_bad,
+            "to_last_v2_answer": last_v2_wall - first_bad,
             "value": float(status["lastRollback"]["value"]),
         }
 
@@ -178,7 +184,7 @@ def main() -> int:
         run = 0
         for scrape in args.scrapes.split(","):
             with serving_stack(
-                cluster.kubeconfig, [NAMESPACE], workdir / f"stack-{scrape}", scrape_interval=scrape
+                cluster, [NAMESPACE], workdir / f"stack-{scrape}", scrape_interval=scrape
             ) as stack:
                 grid = itertools.product(
                     args.intervals.split(","), [int(f) for f in args.failure_limits.split(",")]
@@ -191,7 +197,8 @@ def main() -> int:
                         print(
                             f"interval {interval} scrape {scrape} failureLimit {limit}: "
                             f"decided {figures['to_decision']:.1f} s, all traffic on stable "
-                            f"{figures['to_stable']:.1f} s after the first bad scrape "
+                            f"{figures['to_stable']:.1f} s, last v2 answer to a client "
+                            f"{figures['to_last_v2_answer']:.1f} s after the first bad scrape "
                             f"(error rate {figures['value']:.2f})",
                             flush=True,
                         )
@@ -202,9 +209,9 @@ def main() -> int:
         cluster.down()
     print(
         "\n| analysis interval | scrape interval | failureLimit "
-        "| to decision, s | to all traffic on stable, s |"
+        "| to decision, s | to all traffic on stable, s | to the last v2 answer, s |"
     )
-    print("|---|---|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|")
     keys = sorted({(i, s, f) for i, s, f, _ in results})
     for key in keys:
         rows = [r for i, s, f, r in results if (i, s, f) == key]
@@ -214,7 +221,8 @@ def main() -> int:
             f" ({min(r['to_stable'] for r in rows):.1f}-{max(r['to_stable'] for r in rows):.1f})"
         )
         shown = f"{stable:.1f}{spread if len(rows) > 1 else ''}"
-        print(f"| {key[0]} | {key[1]} | {key[2]} | {decided:.1f} | {shown} |")
+        last = statistics.median(r["to_last_v2_answer"] for r in rows)
+        print(f"| {key[0]} | {key[1]} | {key[2]} | {decided:.1f} | {shown} | {last:.1f} |")
     return 0
 
 

@@ -29,7 +29,7 @@ from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelrollout.api import names as n
-from modelrollout.devenv.cluster import LocalCluster, local_cluster
+from modelrollout.devenv.cluster import LocalCluster, local_cluster, on_simulated_nodes
 from modelrollout.devenv.ports import free_port
 from modelrollout.devenv.tools import REPO_ROOT
 
@@ -56,8 +56,11 @@ def model_deployment(name: str, version: str) -> dict[str, Any]:
                 "version": version,
                 "uri": f"file:///models/wine-{version}.skops",
             },
+            # The operator's cost is the figure, not the pods': they run nowhere.
             "template": {
-                "spec": {"containers": [{"name": "server", "image": "modelrollout:bench"}]}
+                "spec": on_simulated_nodes(
+                    {"containers": [{"name": "server", "image": "modelrollout:bench"}]}
+                )
             },
             "service": {"port": 80},
             "strategy": {"canary": {"steps": [{"setWeight": 50}]}},

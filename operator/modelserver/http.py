@@ -47,13 +47,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Outcome = tuple[int, dict[str, Any]]
 
 
-def _json(status: int, body: dict[str, Any], request_id: str | None = None) -> web.Response:
-    headers = {"X-Request-Id": request_id} if request_id else None
+def _json(
+    status: int,
+    body: dict[str, Any],
+    request_id: str | None = None,
+    served: dict[str, str] | None = None,
+) -> web.Response:
+    headers = {**({"X-Request-Id": request_id} if request_id else {}), **(served or {})}
     return web.Response(
         status=status,
         body=json.dumps(body, separators=(",", ":")).encode(),
         content_type="application/json",
-        headers=headers,
+        headers=headers or None,
     )
 
 
@@ -222,7 +227,8 @@ class HttpApi:
             )
         service.metrics.observe_request(endpoint, status, time.perf_counter() - start)
         # A 200 body's id was checked by the decoder or the feedback parser.
-        return _json(status, body, body.get("id", request_id) if status == 200 else request_id)
+        answered_id = body.get("id", request_id) if status == 200 else request_id
+        return _json(status, body, answered_id, served_by(request, service))
 
     async def _infer_v2(
         self, request: web.Request, service: ModelService, request_id: str
@@ -255,6 +261,20 @@ class HttpApi:
             return await self._batcher.submit(decoded, decoded.rows)
         assert self.service is not None
         return self.service.infer([decoded])[0]
+
+
+def served_by(request: web.Request, service: ModelService) -> dict[str, str]:
+    """Which server answered: its model version, and the address the request
+    reached it on (behind a Service, the pod's own IP and port after kube-proxy's
+    DNAT). Labelled feedback must reach that same server, the only one that
+    remembers the prediction, and a client of a Service has no other way to know
+    which replica (or which revision, for an answer without a body) it got."""
+    headers = {"X-Model-Version": service.settings.model_version}
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        host, port = sockname[0], sockname[1]
+        headers["X-Served-By"] = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return headers
 
 
 def _logged_id(request_id: str, minted: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Fixtures of the end-to-end tier: trained model artifacts (once per session),
-and per test the real operator, Prometheus scraping real model servers that the
-pod runner starts for the simulated pods, and traffic through the Services."""
+and per test the real operator and the serving stack: the artifact store the
+model-server pods download from, Prometheus discovering and scraping those pods,
+and traffic to the Services' ClusterIPs."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def stack(
     tmp_path: Path,
 ) -> Iterator[ServingStack]:
     failed_before = request.session.testsfailed
-    with serving_stack(kube.kubeconfig, [namespace], tmp_path / "stack") as running:
+    with serving_stack(kube.cluster, [namespace], tmp_path / "stack") as running:
         yield running
         # Reports are logged phase by phase: a failed call is counted by teardown.
         if request.session.testsfailed > failed_before:

@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 
 from modelrollout.devenv.stack import Artifact, ServingStack
+from modelrollout.devenv.traffic import NO_ANSWER
 from support.rollouts import Rollouts
 from support.serving import (
     ACCURACY_VS_STABLE,
     DRIFT,
     ERROR_RATE,
+    HALF_FAILING,
     deploy_first_version,
     model_deployment,
-    served_spec,
     wait_all_traffic_on,
 )
 
@@ -47,15 +48,15 @@ def test_a_model_that_fails_requests_is_rolled_back_and_stable_never_stops_servi
     rollouts: Rollouts, stack: ServingStack, models: dict[str, Artifact]
 ) -> None:
     body = model_deployment(
+        stack,
         "wine",
         models["improved"],
-        prometheus=stack.prometheus.url,
         metrics=[ERROR_RATE],
         strategy={"canary": {"steps": STEPS}},
     )
     traffic = deploy_first_version(rollouts, stack, body)
     # Declared in the manifest, as a user would: half of v2's inferences answer 500.
-    faulty = served_spec(models["improved"], "2", env={"MODELSERVER_FAULT_ERROR_RATE": "0.5"})
+    faulty = stack.served_spec(models["improved"], "2", env=HALF_FAILING)
     rollouts.patch_spec("wine", faulty)
 
     status = rolled_back(rollouts, "wine")
@@ -66,6 +67,7 @@ def test_a_model_that_fails_requests_is_rolled_back_and_stable_never_stops_servi
     assert answered["2"].codes["500"] > 0, "v2 really served, and failed"
     stable = answered["1"]
     assert stable.failed == 0, f"the stable version failed requests: {stable.codes}"
+    assert NO_ANSWER not in answered, f"requests nobody answered: {answered[NO_ANSWER].codes}"
     assert stable.longest_ok_gap < STABLE_GAP_SECONDS, stable
 
 
@@ -73,15 +75,15 @@ def test_a_model_whose_training_data_no_longer_matches_live_data_is_rolled_back_
     rollouts: Rollouts, stack: ServingStack, models: dict[str, Artifact]
 ) -> None:
     body = model_deployment(
+        stack,
         "wine",
         models["improved"],
-        prometheus=stack.prometheus.url,
         metrics=[ERROR_RATE, DRIFT],
         strategy={"canary": {"steps": STEPS}},
     )
     deploy_first_version(rollouts, stack, body)
     # Trained on the lower half of one feature: ordinary live data looks drifted to it.
-    rollouts.patch_spec("wine", served_spec(models["shifted"], "2"))
+    rollouts.patch_spec("wine", stack.served_spec(models["shifted"], "2"))
 
     status = rolled_back(rollouts, "wine")
     rollback = status["lastRollback"]
@@ -94,16 +96,16 @@ def test_a_challenger_less_accurate_than_the_champion_on_feedback_is_rolled_back
     rollouts: Rollouts, stack: ServingStack, models: dict[str, Artifact]
 ) -> None:
     body = model_deployment(
+        stack,
         "wine",
         models["improved"],
-        prometheus=stack.prometheus.url,
         metrics=[ACCURACY_VS_STABLE],
         strategy={"canary": {"steps": STEPS}},
     )
     # Half of the answers get their true label back, from the test's held data.
     traffic = deploy_first_version(rollouts, stack, body, feedback_share=0.5)
     # The labelling bug: inputs look normal, only feedback shows it is worse.
-    rollouts.patch_spec("wine", served_spec(models["degraded"], "2"))
+    rollouts.patch_spec("wine", stack.served_spec(models["degraded"], "2"))
 
     status = rolled_back(rollouts, "wine")
     rollback = status["lastRollback"]

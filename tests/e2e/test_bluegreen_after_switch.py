@@ -14,13 +14,14 @@ import pytest
 
 from modelrollout.api import names as n
 from modelrollout.devenv.stack import Artifact, ServingStack
+from modelrollout.devenv.traffic import NO_ANSWER
 from support.rollouts import Rollouts
 from support.serving import (
     ERROR_RATE,
+    HALF_FAILING,
     MODEL_LOADED,
     deploy_first_version,
     model_deployment,
-    served_spec,
     wait_all_traffic_on,
 )
 from support.waiting import sampled
@@ -38,9 +39,9 @@ def test_a_failure_after_the_switch_sends_traffic_back_to_blue_while_it_is_up(
         "blueGreen": {"previewReplicas": 1, "autoPromotionSeconds": 0, "scaleDownDelaySeconds": 120}
     }
     body = model_deployment(
+        stack,
         "wine",
         models["improved"],
-        prometheus=stack.prometheus.url,
         metrics=[MODEL_LOADED, ERROR_RATE],
         strategy=strategy,
     )
@@ -53,7 +54,7 @@ def test_a_failure_after_the_switch_sends_traffic_back_to_blue_while_it_is_up(
         return selected, rollouts.replicas("wine").get(blue, (0, 0))[0]
 
     with sampled(world) as seen:
-        faulty = served_spec(models["improved"], "2", env={"MODELSERVER_FAULT_ERROR_RATE": "0.5"})
+        faulty = stack.served_spec(models["improved"], "2", env=HALF_FAILING)
         rollouts.patch_spec("wine", faulty)
         verifying = rollouts.wait_status(
             "wine", "switched and verifying", lambda s: s.get("reason") == "Verifying", timeout=180
@@ -74,3 +75,4 @@ def test_a_failure_after_the_switch_sends_traffic_back_to_blue_while_it_is_up(
     answered = clients.stats()
     assert answered["2"].codes["500"] > 0, f"green never answered clients: {answered}"
     assert answered["1"].failed == 0, answered["1"]
+    assert NO_ANSWER not in answered, f"requests nobody answered: {answered[NO_ANSWER].codes}"

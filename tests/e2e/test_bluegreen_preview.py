@@ -13,8 +13,9 @@ import pytest
 
 from modelrollout.api import names as n
 from modelrollout.devenv.stack import Artifact, ServingStack
+from modelrollout.devenv.traffic import NO_ANSWER
 from support.rollouts import Rollouts
-from support.serving import ERROR_RATE, RATE, deploy_first_version, model_deployment, served_spec
+from support.serving import ERROR_RATE, HALF_FAILING, RATE, deploy_first_version, model_deployment
 from support.waiting import sampled
 
 pytestmark = pytest.mark.e2e
@@ -28,9 +29,9 @@ def test_a_preview_that_fails_analysis_is_never_switched_to(
         "blueGreen": {"previewReplicas": 1, "autoPromotionSeconds": 120, "scaleDownDelaySeconds": 0}
     }
     body = model_deployment(
+        stack,
         "wine",
         models["improved"],
-        prometheus=stack.prometheus.url,
         metrics=[ERROR_RATE],
         strategy=strategy,
     )
@@ -42,7 +43,7 @@ def test_a_preview_that_fails_analysis_is_never_switched_to(
         return rollouts.selector("wine").get(n.LABEL_REVISION, "<all revisions>")
 
     with sampled(selected_revision) as selected:
-        faulty = served_spec(models["improved"], "2", env={"MODELSERVER_FAULT_ERROR_RATE": "0.5"})
+        faulty = stack.served_spec(models["improved"], "2", env=HALF_FAILING)
         rollouts.patch_spec("wine", faulty)
         green = rollouts.wait_status("wine", "green previewed", lambda s: s.get("canaryRevision"))[
             "canaryRevision"
@@ -56,3 +57,4 @@ def test_a_preview_that_fails_analysis_is_never_switched_to(
     answered = clients.stats()
     assert "2" not in answered, f"a client of the main Service reached green: {answered}"
     assert answered["1"].failed == 0, answered["1"]
+    assert NO_ANSWER not in answered, f"requests nobody answered: {answered[NO_ANSWER].codes}"

@@ -5,9 +5,10 @@ v1 (the baseline tree) and v2 (the improved pipeline) run as pods of the
 project's image on the cluster's real node, their artifacts downloaded over
 HTTP. Prometheus (3.16, built from its Go module with the Kubernetes discovery
 that Debian's package leaves out) discovers them with `kubernetes_sd_configs`
-(role pod, through the API server) and scrapes their pod IPs; the load generator's requests and the
-test's own predictions go to the Service's ClusterIP, routed by kube-proxy to the
-ready pods of both revisions by replica ratio. The operator measures the canary's
+(role pod, through the API server) and scrapes their pod IPs. The requests of
+`modelrollout loadgen`'s engine and the test's own predictions go to the
+Service's ClusterIP, routed by kube-proxy to the ready pods of both revisions by
+replica ratio. The operator measures the canary's
 error rate and input drift: both pass, and v2 is promoted.
 """
 
@@ -15,22 +16,13 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from modelrollout.devenv.prometheus import (
-    LocalPrometheus,
-    pod_discovery_config,
-    start_prometheus,
-)
-from modelrollout.devenv.stack import Artifact
+from modelrollout.devenv.stack import Artifact, ServingStack
 from modelserver.loadgen import LoadConfig, Summary, run
 from support.clients import Predictions
 from support.kube import ClusterUnderTest
-from support.realnode import artifact_store, model_server_template
 from support.rollouts import Rollouts
 from support.serving import DRIFT, ERROR_RATE, RATE, model_deployment
 from support.waiting import wait_for
@@ -42,78 +34,42 @@ STEPS = [{"setWeight": 50}, {"pause": {"duration": "4s"}}]
 LOAD_SECONDS = 150.0
 
 
-@pytest.fixture
-def prometheus(kube: ClusterUnderTest, namespace: str, tmp_path: Path) -> Iterator[LocalPrometheus]:
-    running = start_prometheus(
-        tmp_path / "prometheus",
-        [pod_discovery_config(kube.kubeconfig, [namespace])],
-        scrape_interval="1s",
-        binary=kube.cluster.tools.prometheus,
-    )
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def real_pods_canary(
-    kube: ClusterUnderTest, artifact: Artifact, uri: str, prometheus: str
-) -> dict[str, Any]:
-    body = model_deployment(
-        "wine",
-        artifact,
-        prometheus=prometheus,
-        metrics=[ERROR_RATE, DRIFT],
-        strategy={"canary": {"steps": STEPS}},
-    )
-    body["spec"]["replicas"] = 2
-    body["spec"]["model"]["uri"] = uri
-    body["spec"]["template"] = model_server_template(kube, artifact)
-    return body
-
-
 def test_a_better_model_on_real_pods_is_promoted_on_metrics_prometheus_scraped_from_pod_ips(
     kube: ClusterUnderTest,
     rollouts: Rollouts,
     models: dict[str, Artifact],
-    prometheus: LocalPrometheus,
+    stack: ServingStack,
 ) -> None:
-    variants = {v: models[v] for v in ("baseline", "improved")}
-    with artifact_store(kube, variants) as uris:
-        rollouts.create(
-            real_pods_canary(kube, models["baseline"], uris["baseline"], prometheus.url)
+    prometheus = stack.prometheus
+    rollouts.create(
+        model_deployment(
+            stack,
+            "wine",
+            models["baseline"],
+            metrics=[ERROR_RATE, DRIFT],
+            strategy={"canary": {"steps": STEPS}},
         )
-        rollouts.wait_phase("wine", "Healthy", timeout=180)
-        cluster_ip = rollouts.core.read_namespaced_service(
-            "wine", rollouts.namespace
-        ).spec.cluster_ip
-        service = f"http://{cluster_ip}"
-        load: dict[str, Summary] = {}
-        config = LoadConfig(
-            urls=(service,), model="wine", rate=RATE, duration=LOAD_SECONDS, progress_interval=3600
+    )
+    rollouts.wait_phase("wine", "Healthy", timeout=180)
+    cluster_ip = rollouts.core.read_namespaced_service("wine", rollouts.namespace).spec.cluster_ip
+    service = f"http://{cluster_ip}"
+    load: dict[str, Summary] = {}
+    config = LoadConfig(
+        urls=(service,), model="wine", rate=RATE, duration=LOAD_SECONDS, progress_interval=3600
+    )
+    sender = threading.Thread(target=lambda: load.update(summary=run(config)), daemon=True)
+    sender.start()
+    with Predictions(f"{service}/v2/models/wine/infer") as clients:
+        wait_for(lambda: clients.answers.get("version 1"), timeout=60, what="v1 answering")
+        rollouts.patch_spec("wine", stack.served_spec(models["improved"], "2"))
+        wait_for(lambda: clients.answers.get("version 2"), timeout=120, what="v2 answering at 50%")
+        status = rollouts.wait_status(
+            "wine",
+            "v2 promoted",
+            lambda s: s.get("stableVersion") == "2" and s.get("phase") == "Healthy",
+            timeout=240,
         )
-        sender = threading.Thread(target=lambda: load.update(summary=run(config)), daemon=True)
-        sender.start()
-        with Predictions(f"{service}/v2/models/wine/infer") as clients:
-            wait_for(lambda: clients.answers.get("version 1"), timeout=60, what="v1 answering")
-            improved = models["improved"]
-            rollouts.patch_spec(
-                "wine",
-                {
-                    "model": {"version": "2", "uri": uris["improved"], "sha256": improved.sha256},
-                    "template": model_server_template(kube, improved),
-                },
-            )
-            wait_for(
-                lambda: clients.answers.get("version 2"), timeout=120, what="v2 answering at 50%"
-            )
-            status = rollouts.wait_status(
-                "wine",
-                "v2 promoted",
-                lambda s: s.get("stableVersion") == "2" and s.get("phase") == "Healthy",
-                timeout=240,
-            )
-        sender.join(timeout=LOAD_SECONDS + 30)
+    sender.join(timeout=LOAD_SECONDS + 30)
 
     assert status["history"][0]["version"] == "2"
     for metric in ("error-rate", "feature-drift"):

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from modelrollout.devenv.stack import Artifact, ServingStack
+from modelrollout.devenv.traffic import NO_ANSWER
 from support.rollouts import Rollouts
 from support.serving import (
     ACCURACY_VS_STABLE,
@@ -20,7 +21,6 @@ from support.serving import (
     ERROR_RATE,
     RATE,
     model_deployment,
-    served_spec,
 )
 from support.waiting import wait_for
 
@@ -33,9 +33,9 @@ def test_a_better_model_walks_every_canary_step_and_is_promoted(
     rollouts: Rollouts, stack: ServingStack, models: dict[str, Artifact]
 ) -> None:
     body = model_deployment(
+        stack,
         "wine",
         models["baseline"],
-        prometheus=stack.prometheus.url,
         metrics=[ERROR_RATE, DRIFT, ACCURACY_VS_STABLE],
         strategy={"canary": {"steps": STEPS}},
     )
@@ -44,7 +44,7 @@ def test_a_better_model_walks_every_canary_step_and_is_promoted(
     traffic = stack.traffic(rollouts.namespace, "wine", rate=RATE, feedback_share=0.5)
     wait_for(lambda: traffic.stats().get("1"), timeout=60, what="v1 answering traffic")
 
-    rollouts.patch_spec("wine", served_spec(models["improved"], "2"))
+    rollouts.patch_spec("wine", stack.served_spec(models["improved"], "2"))
     # Replica ratio is the weight: with one pod each, both versions answer.
     wait_for(
         lambda: min(traffic.shares().get(v, 0.0) for v in ("1", "2")) > 0.2,
@@ -67,3 +67,4 @@ def test_a_better_model_walks_every_canary_step_and_is_promoted(
     answered = traffic.stats()
     assert answered["2"].failed == 0 and answered["2"].answered > 0, answered
     assert answered["1"].failed == 0, answered
+    assert NO_ANSWER not in answered, f"requests nobody answered: {answered[NO_ANSWER].codes}"

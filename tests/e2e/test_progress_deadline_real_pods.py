@@ -18,15 +18,10 @@ from typing import Any
 import pytest
 
 from modelrollout.api import names as n
-from modelrollout.devenv.stack import Artifact
+from modelrollout.devenv.stack import Artifact, ServingStack
 from support.clients import Clients, Predictions
 from support.kube import ClusterUnderTest
-from support.realnode import (
-    artifact_store,
-    http_get,
-    model_server_template,
-    python_pod,
-)
+from support.realnode import http_get, python_pod
 from support.rollouts import Rollouts, plain_canary
 from support.waiting import sampled, wait_for
 
@@ -94,43 +89,30 @@ def _answers(url: str) -> bool:
         return False
 
 
-def model_server_canary(
-    name: str, template: dict[str, Any], uri: str, sha256: str
-) -> dict[str, Any]:
-    body = plain_canary(name, [{"setWeight": 50}, {"pause": {}}], replicas=2)
-    body["spec"]["model"] = {"name": "wine", "version": "1", "uri": uri, "sha256": sha256}
-    body["spec"]["template"] = template
+def test_a_model_server_that_refuses_its_artifact_is_rolled_back_at_its_deadline(
+    rollouts: Rollouts, stack: ServingStack, models: dict[str, Artifact]
+) -> None:
+    body = plain_canary("wine", [{"setWeight": 50}, {"pause": {}}], replicas=2)
+    body["spec"].update(stack.served_spec(models["baseline"], "1"))
     body["spec"]["service"] = {"port": 80, "targetPort": "http"}
     body["spec"]["progressDeadlineSeconds"] = DEADLINE
-    return body
-
-
-def test_a_model_server_that_refuses_its_artifact_is_rolled_back_at_its_deadline(
-    kube: ClusterUnderTest, rollouts: Rollouts, models: dict[str, Artifact]
-) -> None:
-    baseline = models["baseline"]
-    with artifact_store(kube, {"baseline": baseline}) as uris:
-        template = model_server_template(kube, baseline)
-        body = model_server_canary("wine", template, uris["baseline"], baseline.sha256)
-        rollouts.create(body)
-        stable = rollouts.wait_phase("wine", "Healthy", timeout=180)["stableRevision"]
-        cluster_ip = rollouts.core.read_namespaced_service(
-            "wine", rollouts.namespace
-        ).spec.cluster_ip
-        url = f"http://{cluster_ip}/v2/models/wine/infer"
-        with (
-            Predictions(url) as clients,
-            sampled(lambda: rollouts.replicas("wine").get(stable, (0, 0))) as stable_sizes,
-        ):
-            # Version 2 names the same file with another digest: a stale copy, as far
-            # as the server can tell. It refuses to load it and exits.
-            rollouts.patch_spec("wine", {"model": {"version": "2", "sha256": "0" * 64}})
-            status = rollouts.wait_status(
-                "wine",
-                "rolled back for the progress deadline",
-                lambda s: s.get("lastRollback", {}).get("reason") == "ProgressDeadlineExceeded",
-                timeout=DEADLINE + 120,
-            )
+    rollouts.create(body)
+    stable = rollouts.wait_phase("wine", "Healthy", timeout=180)["stableRevision"]
+    cluster_ip = rollouts.core.read_namespaced_service("wine", rollouts.namespace).spec.cluster_ip
+    url = f"http://{cluster_ip}/v2/models/wine/infer"
+    with (
+        Predictions(url) as clients,
+        sampled(lambda: rollouts.replicas("wine").get(stable, (0, 0))) as stable_sizes,
+    ):
+        # Version 2 names the same file with another digest: a stale copy, as far
+        # as the server can tell. It refuses to load it and exits.
+        rollouts.patch_spec("wine", {"model": {"version": "2", "sha256": "0" * 64}})
+        status = rollouts.wait_status(
+            "wine",
+            "rolled back for the progress deadline",
+            lambda s: s.get("lastRollback", {}).get("reason") == "ProgressDeadlineExceeded",
+            timeout=DEADLINE + 120,
+        )
     message = status["lastRollback"]["message"]
     assert "sha256 mismatch" in message, message
     assert status["stableRevision"] == stable

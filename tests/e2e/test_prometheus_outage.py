@@ -8,7 +8,7 @@ import pytest
 
 from modelrollout.devenv.stack import Artifact, ServingStack
 from support.rollouts import Rollouts
-from support.serving import ERROR_RATE, deploy_first_version, model_deployment, served_spec
+from support.serving import ERROR_RATE, deploy_first_version, model_deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -21,14 +21,14 @@ def test_a_rollout_pauses_while_prometheus_is_down_and_is_promoted_once_it_is_ba
     rollouts: Rollouts, stack: ServingStack, models: dict[str, Artifact]
 ) -> None:
     body = model_deployment(
+        stack,
         "wine",
         models["baseline"],
-        prometheus=stack.prometheus.url,
         metrics=[ERROR_RATE],
         strategy={"canary": {"steps": STEPS}},
     )
     deploy_first_version(rollouts, stack, body)
-    rollouts.patch_spec("wine", served_spec(models["improved"], "2"))
+    rollouts.patch_spec("wine", stack.served_spec(models["improved"], "2"))
     rollouts.wait_status(
         "wine", "the first step passed", lambda s: s.get("currentStep", 0) >= 1, timeout=120
     )

@@ -37,7 +37,6 @@ from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api import names as n
 from modelrollout.api import parse_spec
-from modelrollout.devenv.node import REAL_NODE_LABEL, REAL_NODE_TAINT_KEY
 from modelrollout.devenv.tools import REPO_ROOT, ensure_tools
 from modelrollout.metrics import templating
 from modelrollout.metrics.templating import QueryContext
@@ -121,15 +120,13 @@ class Release:
 
 
 def operator_pod_values(kube: ClusterUnderTest) -> list[str]:
-    """The locally built image (imported into the node, never pulled), one replica,
-    placed on the real node."""
+    """The locally built image (imported into the node, never pulled), one replica;
+    the chart's defaults place it, as a user's would be (only the real node takes
+    pods that do not ask for the simulated ones)."""
     repository, tag = workload_image(kube).rsplit(":", 1)
-    toleration = {"key": REAL_NODE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
     return [
         "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
         "--set", "image.pullPolicy=Never", "--set", "replicaCount=1",
-        "--set-json", f"tolerations={json.dumps([toleration])}",
-        "--set-json", f"nodeSelector={json.dumps({REAL_NODE_LABEL: 'real'})}",
     ]  # fmt: skip
 
 

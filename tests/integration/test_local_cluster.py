@@ -10,6 +10,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from modelrollout.devenv.cluster import SIMULATED_NODE_TAINT_KEY
+from modelrollout.devenv.node import NODE_KIND_LABEL
 from modelrollout.devenv.tools import pinned_versions
 from support.kube import ClusterUnderTest
 from support.waiting import wait_for
@@ -37,6 +39,14 @@ def test_the_cluster_has_three_ready_kwok_nodes_and_one_real_node(kube: ClusterU
     real = [n for n in ready if n not in fake]
     assert len(fake) >= 3
     assert [n.metadata.name for n in real] == [kube.cluster.node.name]
+    # A pod lands on a simulated node only when it asks to; everything else runs for real.
+    for node in fake:
+        assert node.metadata.labels[NODE_KIND_LABEL] == "simulated"
+        assert [(t.key, t.effect) for t in node.spec.taints or []] == [
+            (SIMULATED_NODE_TAINT_KEY, "NoSchedule")
+        ], node.spec.taints
+    assert real[0].metadata.labels[NODE_KIND_LABEL] == "real"
+    assert not real[0].spec.taints, real[0].spec.taints
 
 
 def _deployment(name: str, replicas: int) -> client.V1Deployment:
@@ -56,9 +66,14 @@ def _deployment(name: str, replicas: int) -> client.V1Deployment:
                             ports=[client.V1ContainerPort(container_port=8080, name="http")],
                         )
                     ],
-                    # KWOK marks its fake nodes with this taint only when asked to;
-                    # tolerating it keeps the test valid either way.
-                    tolerations=[client.V1Toleration(key="kwok.x-k8s.io/node", operator="Exists")],
+                    # No container runs: this checks the control plane's scheduling
+                    # and Services, which KWOK's simulated pods are enough for.
+                    tolerations=[
+                        client.V1Toleration(
+                            key=SIMULATED_NODE_TAINT_KEY, operator="Exists", effect="NoSchedule"
+                        )
+                    ],
+                    node_selector={NODE_KIND_LABEL: "simulated"},
                 ),
             ),
         ),
@@ -113,8 +128,10 @@ def test_deployment_scales_and_its_service_gets_endpoint_slices(
     wait_for(lambda: available(3), timeout=SETTLE_SECONDS, what="3 available replicas")
     pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
     assert len(pods) == 3
-    node_names = {n.metadata.name for n in core.list_node().items}
-    assert all(p.spec.node_name in node_names for p in pods), "pods scheduled onto KWOK nodes"
+    simulated = {
+        n.metadata.name for n in core.list_node(label_selector=f"{NODE_KIND_LABEL}=simulated").items
+    }
+    assert all(p.spec.node_name in simulated for p in pods), "pods scheduled onto KWOK nodes"
     assert all(p.status.phase == "Running" and p.status.pod_ip for p in pods)
 
     def endpoint_addresses() -> set[str]:

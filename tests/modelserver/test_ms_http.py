@@ -44,6 +44,9 @@ def test_open_inference_protocol_round_trip(server: Server, wine_row: dict[str, 
     assert body["id"] == "abc" == headers["X-Request-Id"]
     assert body["model_version"] == "1"
     assert body["outputs"][0]["data"] == ["class_0"]
+    # Who answered, for a client behind a Service: the version, and where to send feedback.
+    assert headers["X-Model-Version"] == "1"
+    assert f"http://{headers['X-Served-By']}" == server.url
     status, body, _ = http(
         "POST", f"{server.url}/v1/models/wine:predict", json.dumps({"instances": [wine_row]})
     )

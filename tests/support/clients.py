@@ -43,7 +43,7 @@ class Clients:
             except (OSError, urllib.error.URLError) as error:
                 # URLError wraps the cause (refused, reset, a connect timeout): name it.
                 cause = getattr(error, "reason", None)
-                detail = f"({type(cause).__name__})" if isinstance(cause, BaseException) else ""
+                detail = f"({type(cause).__name__}: {cause})" if isinstance(cause, OSError) else ""
                 self.answers[f"error: {type(error).__name__}{detail}"] += 1
 
     def __enter__(self) -> Clients:

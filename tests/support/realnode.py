@@ -1,6 +1,7 @@
-"""Pods for the local cluster's real node: the project's image running a small
-Python HTTP server (so no other image is needed), restricted-profile security
-context, and bounded HTTP requests to what they serve."""
+"""Pods for the local cluster's real node (where every pod goes that does not ask
+for a simulated one): the project's image running a small Python HTTP server (so
+no other image is needed), restricted-profile security context, and bounded HTTP
+requests to what they serve."""
 
 from __future__ import annotations
 
@@ -8,88 +9,15 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from kubernetes import client
 
 from modelrollout.devenv import network as net
-from modelrollout.devenv.node import REAL_NODE_LABEL, REAL_NODE_TAINT_KEY
-from modelrollout.devenv.stack import FAST_SERVER_ENV, Artifact
+from modelrollout.devenv.stack import RESTRICTED
 from support.kube import ClusterUnderTest
-from support.store import running_store
 from support.waiting import wait_for
-
-# What Pod Security Admission's `restricted` profile asks of every container.
-RESTRICTED: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-
-
-def on_real_node(pod_spec: dict[str, Any]) -> dict[str, Any]:
-    """`pod_spec` (a PodSpec as a dict) placed on the real node: it tolerates the
-    real node's taint and selects its label."""
-    spec = dict(pod_spec)
-    spec["tolerations"] = [
-        *spec.get("tolerations", []),
-        {"key": REAL_NODE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
-    ]
-    spec["nodeSelector"] = {**spec.get("nodeSelector", {}), REAL_NODE_LABEL: "real"}
-    return spec
-
-
-def model_server_template(kube: ClusterUnderTest, artifact: Artifact) -> dict[str, Any]:
-    """The pod template of real model servers (`args: [serve]`) on the real node:
-    read-only root, the artifact downloaded into an emptyDir, readiness on the
-    server's own ready endpoint gating the Service's endpoints."""
-    env = {**FAST_SERVER_ENV, **artifact.server_env(), "MODELSERVER_ARTIFACT_DIR": "/models"}
-    container = {
-        "name": "server",
-        "image": workload_image(kube),
-        "imagePullPolicy": "Never",
-        "args": ["serve"],
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "env": [{"name": k, "value": v} for k, v in env.items()],
-        # Every second, but a slow answer is not a failure: on 2 busy cores (a
-        # crash-looping canary reloading scikit-learn beside it) a healthy server
-        # can take over the default 1 s to answer.
-        "readinessProbe": {
-            "httpGet": {"path": "/v2/health/ready", "port": "http"},
-            "periodSeconds": 1,
-            "timeoutSeconds": 5,
-            "failureThreshold": 3,
-        },
-        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
-        "volumeMounts": [{"name": "models", "mountPath": "/models"}],
-    }
-    pod_spec = on_real_node(
-        {
-            "containers": [container],
-            "volumes": [{"name": "models", "emptyDir": {}}],
-            "terminationGracePeriodSeconds": 15,
-        }
-    )
-    return {"spec": pod_spec}
-
-
-@contextmanager
-def artifact_store(
-    kube: ClusterUnderTest, artifacts: dict[str, Artifact]
-) -> Iterator[dict[str, str]]:
-    """The trained artifacts (and their profiles) served over HTTP from loopback,
-    forwarded to the pods; yields variant -> the URL pods download it from."""
-    with running_store() as store, reachable_from_pods(kube, store.url) as url:
-        uris = {}
-        for variant, artifact in artifacts.items():
-            local = Path(urlsplit(artifact.uri).path)
-            store.put_file(f"/{local.name}", local)
-            store.put_file(f"/{local.name}.profile.json", f"{local}.profile.json")
-            uris[variant] = f"{url}/{local.name}"
-        yield uris
 
 
 def workload_image(kube: ClusterUnderTest) -> str:
@@ -136,15 +64,13 @@ def python_pod(
             "failureThreshold": 1,
         },
     }
-    spec = on_real_node(
-        {
-            "containers": [container],
-            "volumes": [{"name": "srv", "emptyDir": {}}],
-            "restartPolicy": restart_policy,
-            "terminationGracePeriodSeconds": 1,
-            "enableServiceLinks": False,
-        }
-    )
+    spec = {
+        "containers": [container],
+        "volumes": [{"name": "srv", "emptyDir": {}}],
+        "restartPolicy": restart_policy,
+        "terminationGracePeriodSeconds": 1,
+        "enableServiceLinks": False,
+    }
     return {
         "apiVersion": "v1",
         "kind": "Pod",

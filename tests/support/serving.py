@@ -1,7 +1,7 @@
-"""ModelDeployments that real model servers run, for the end-to-end tier: the
-trained artifact by file:// uri and sha256, small drift and feedback windows so
-a few seconds of traffic say something, and analysis against the test's own
-Prometheus with short intervals."""
+"""ModelDeployments that real model-server pods run, for the end-to-end tier: the
+trained artifact downloaded over HTTP from the stack's store and checked against
+its sha256, small drift and feedback windows so a few seconds of traffic say
+something, and analysis against the stack's Prometheus with short intervals."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 from modelrollout.devenv.stack import (
     ACCURACY_QUERY,
     DRIFT_QUERY,
-    FAST_SERVER_ENV,
     MODEL_LOADED_QUERY,
     Artifact,
     ServingStack,
@@ -30,57 +29,32 @@ ACCURACY_VS_STABLE = {
     "compareTo": "stable",
     "maxDecrease": 0.05,
 }
+# Declared in a manifest's template, as a user would: half of the inferences answer 500.
+HALF_FAILING = {"MODELSERVER_FAULT_ERROR_RATE": "0.5"}
 # Requests per second the tests send; enough for drift windows within seconds,
 # light enough for two cores shared with the control plane and the servers.
 RATE = 30.0
 
 
-def served_spec(
-    artifact: Artifact,
-    version: str,
-    *,
-    replicas: int = 2,
-    env: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The `model` and `template` of a spec serving `artifact` as `version`."""
-    container = {
-        "name": "server",
-        "image": "ghcr.io/acme/modelrollout:0.1",
-        "args": ["serve"],
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "env": [
-            {"name": k, "value": v}
-            for k, v in {**FAST_SERVER_ENV, **artifact.server_env(), **(env or {})}.items()
-        ],
-    }
-    return {
-        "replicas": replicas,
-        "model": {
-            "name": "wine",
-            "version": version,
-            "uri": artifact.uri,
-            "sha256": artifact.sha256,
-        },
-        "template": {"spec": {"containers": [container]}},
-    }
-
-
 def model_deployment(
+    stack: ServingStack,
     name: str,
     artifact: Artifact,
     *,
-    prometheus: str,
     metrics: list[dict[str, Any]],
     strategy: dict[str, Any],
     interval: str = "2s",
     failure_limit: int = 1,
+    replicas: int = 2,
 ) -> dict[str, Any]:
+    """Version 1 of `name`, serving `artifact` on real pods, analysed with `metrics`
+    against the stack's Prometheus."""
     return {
         "apiVersion": "modelrollout.io/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": name},
         "spec": {
-            **served_spec(artifact, "1"),
+            **stack.served_spec(artifact, "1", replicas=replicas),
             "service": {"port": 80, "targetPort": "http"},
             "strategy": copy.deepcopy(strategy),
             "analysis": {
@@ -88,7 +62,7 @@ def model_deployment(
                 "failureLimit": failure_limit,
                 "consecutiveErrorLimit": 100,
                 "onNoData": "Pause",
-                "prometheus": {"address": prometheus},
+                "prometheus": {"address": stack.prometheus.url},
                 "metrics": copy.deepcopy(metrics),
             },
             "rollback": {"automatic": True},
@@ -100,10 +74,10 @@ def deploy_first_version(
     rollouts: Rollouts, stack: ServingStack, body: dict[str, Any], **traffic: Any
 ) -> Traffic:
     """Creates the ModelDeployment, waits until v1 is Healthy and answering
-    traffic through its Service, and returns that traffic."""
+    traffic through its Service's ClusterIP, and returns that traffic."""
     name = body["metadata"]["name"]
     rollouts.create(body)
-    rollouts.wait_phase(name, "Healthy")
+    rollouts.wait_phase(name, "Healthy", timeout=180)
     sending = stack.traffic(rollouts.namespace, name, **{"rate": RATE, **traffic})
     wait_for(lambda: sending.stats().get("1"), timeout=60, what="v1 answering traffic")
     return sending

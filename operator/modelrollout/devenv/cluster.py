@@ -28,7 +28,7 @@ import yaml
 
 from modelrollout.devenv import network as net
 from modelrollout.devenv.images import ImagesError, ensure_images
-from modelrollout.devenv.node import NodeError, NodeImages, RealNode
+from modelrollout.devenv.node import NODE_KIND_LABEL, NodeError, NodeImages, RealNode
 from modelrollout.devenv.tools import (
     REPO_ROOT,
     ClusterTools,
@@ -40,6 +40,10 @@ from modelrollout.devenv.tools import (
 DEFAULT_NAME = "modelrollout"
 DEFAULT_WORKDIR = REPO_ROOT / ".local" / "kwok"
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node=fake"
+# KWOK's nodes run nothing: a pod there is Running and Ready without a container.
+# The taint keeps every pod that does not ask for them on the real node, so nothing
+# that serves a request or is judged by traffic can land on a simulated node by chance.
+SIMULATED_NODE_TAINT_KEY = "modelrollout.io/simulated"
 # Three simulated nodes: enough to see pods spread and a rollout keep capacity while one
 # revision scales down; each simulated node costs almost nothing.
 DEFAULT_NODES = 3
@@ -52,6 +56,20 @@ Log = Callable[[str], None]
 
 def _stderr(message: str) -> None:
     print(f"[cluster] {message}", file=sys.stderr, flush=True)
+
+
+def on_simulated_nodes(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """`pod_spec` (a PodSpec as a dict) placed on KWOK's simulated nodes on purpose:
+    it tolerates their taint and selects them. For what needs no container: the
+    scale benchmark, and tests of the control plane's and the operator's own work."""
+    return {
+        **pod_spec,
+        "tolerations": [
+            *pod_spec.get("tolerations", []),
+            {"key": SIMULATED_NODE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+        ],
+        "nodeSelector": {**pod_spec.get("nodeSelector", {}), NODE_KIND_LABEL: "simulated"},
+    }
 
 
 class ClusterError(RuntimeError):
@@ -180,6 +198,9 @@ class LocalCluster:
             "--param", f'.podCIDRs=["{network.fake_pod_cidr}"]',
             "--param", f'.nodeIPs=["{network.fake_node_ip}"]',
         )  # fmt: skip
+        # Before the real node registers and before any pod exists: every node now is KWOK's.
+        self.kubectl("label", "nodes", "--all", f"{NODE_KIND_LABEL}=simulated")
+        self.kubectl("taint", "nodes", "--all", f"{SIMULATED_NODE_TAINT_KEY}=true:NoSchedule")
         net.forward_api_server(network, self.api_server_port())
         self._start_node(log)
         self.wait_usable(nodes)

@@ -2,8 +2,10 @@
 
 It starts (or reuses) the local control plane, installs the CRDs, runs the
 operator as a separate process, trains the model variants, and starts the
-serving stack in the background (`stack.py`: real Prometheus, a real model
-server per simulated pod, client traffic through the Service). Then it plays a
+serving stack in the background (`stack.py`: the artifact store the model-server
+pods download from, a real Prometheus discovering those pods through the API
+server, client traffic to the Service's ClusterIP). The model servers are real
+pods of the project's image on the cluster's real node. Then it plays a
 story that nobody steers by hand: v1 deployed; v2, a better model, canaried
 under Prometheus analysis and promoted; v3, trained on data that no longer
 matches live traffic, canaried and rolled back automatically, with the metric
@@ -16,13 +18,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -31,16 +33,16 @@ from kubernetes import client, config
 from modelrollout.api import names as n
 from modelrollout.devenv.cluster import DEFAULT_NAME, LocalCluster, local_cluster
 from modelrollout.devenv.ports import free_port
-from modelrollout.devenv.processes import pid_alive, signal_group
+from modelrollout.devenv.processes import stop_group
 from modelrollout.devenv.stack import (
     DRIFT_QUERY,
-    FAST_SERVER_ENV,
     Artifact,
     error_rate_query,
+    model_server_template,
     train_variants,
 )
 from modelrollout.devenv.tools import REPO_ROOT
-from modelrollout.devenv.traffic import NO_ENDPOINT
+from modelrollout.devenv.traffic import NO_ANSWER
 
 NAMESPACE = "demo"
 NAME = "fraud"
@@ -49,6 +51,8 @@ NAME = "fraud"
 STATE = Path(os.environ.get("MODELROLLOUT_DEMO_DIR") or REPO_ROOT / ".local" / "demo")
 CLUSTER = os.environ.get("MODELROLLOUT_DEMO_CLUSTER") or DEFAULT_NAME
 STACK_DIR = STATE / "stack"
+MODELS_DIR = STATE / "models"
+MODEL_NAME = "fraud-detector"
 # Each stage settles in seconds on this machine; the limit only catches a broken setup.
 STAGE_TIMEOUT_SECONDS = 180.0
 # The stack stops its model servers and Prometheus within seconds of SIGTERM.
@@ -63,7 +67,7 @@ def say(message: str) -> None:
     print(f"[{time.monotonic() - _started:6.1f}s] {message}", flush=True)
 
 
-def _manifest(prometheus: str, artifact: Artifact) -> dict[str, Any]:
+def _manifest(prometheus: str, served: dict[str, Any]) -> dict[str, Any]:
     body = next(
         d
         for d in yaml.safe_load_all((REPO_ROOT / "examples" / "canary.yaml").read_text())
@@ -71,7 +75,7 @@ def _manifest(prometheus: str, artifact: Artifact) -> dict[str, Any]:
     )
     body["metadata"] = {"name": NAME, "namespace": NAMESPACE}
     spec = body["spec"]
-    spec.update(_served("1", artifact))
+    spec.update(served)
     spec["strategy"]["canary"]["steps"] = [
         {"setWeight": 25},
         {"pause": {"duration": "6s"}},
@@ -89,29 +93,17 @@ def _manifest(prometheus: str, artifact: Artifact) -> dict[str, Any]:
     return dict(body)
 
 
-def _served(version: str, artifact: Artifact) -> dict[str, Any]:
-    """The spec's `model` and `template` for a version served from a trained artifact."""
-    env = {**FAST_SERVER_ENV, **artifact.server_env()}
+def _served(version: str, artifact: Artifact, image: str, store: str) -> dict[str, Any]:
+    """The spec's `model` and `template` for a version served from a trained
+    artifact, downloaded by the pods from the stack's artifact store."""
     return {
         "model": {
-            "name": "fraud-detector",
+            "name": MODEL_NAME,
             "version": version,
-            "uri": artifact.uri,
+            "uri": f"{store}/{Path(urlsplit(artifact.uri).path).name}",
             "sha256": artifact.sha256,
         },
-        "template": {
-            "spec": {
-                "containers": [
-                    {
-                        "name": "server",
-                        "image": "ghcr.io/acme/modelrollout:0.1",
-                        "args": ["serve"],
-                        "ports": [{"name": "http", "containerPort": 8080}],
-                        "env": [{"name": k, "value": v} for k, v in env.items()],
-                    }
-                ]
-            }
-        },
+        "template": model_server_template(image, artifact),
     }
 
 
@@ -125,6 +117,7 @@ class Demo:
         self.apps = client.AppsV1Api(api)
         self.operator: subprocess.Popen[bytes] | None = None
         self.prometheus = ""
+        self.store = ""
         self.models: dict[str, Artifact] = {}
 
     def cli(self, *args: str) -> str:
@@ -173,7 +166,7 @@ class Demo:
 
     def traffic(self) -> str:
         shown = [
-            f"{'no endpoint' if v == NO_ENDPOINT else 'v' + v} {100 * s:.0f}%"
+            f"{'no answer' if v == NO_ANSWER else 'v' + v} {100 * s:.0f}%"
             for v, s in self.shares().items()
         ]
         return " ".join(shown) or "starting"
@@ -213,16 +206,16 @@ class Demo:
         (STATE / "operator.pid").write_text(str(self.operator.pid))
 
     def start_stack(self) -> None:
-        """Prometheus, the pod runner and traffic, in the background (own session)."""
+        """The artifact store, Prometheus and traffic, in the background (own session)."""
         stop_stack()
         shutil.rmtree(STACK_DIR, ignore_errors=True)
         STACK_DIR.mkdir(parents=True)
-        port = free_port()
-        self.prometheus = f"http://127.0.0.1:{port}"
         with (STATE / "stack.log").open("ab") as log:
             stack = subprocess.Popen(
-                [sys.executable, "-m", "modelrollout.devenv.stack", "-n", NAMESPACE,
-                 "--service", NAME, "--workdir", str(STACK_DIR), "--prometheus-port", str(port),
+                [sys.executable, "-m", "modelrollout.devenv.stack", "--cluster", CLUSTER,
+                 "-n", NAMESPACE, "--service", NAME, "--model", MODEL_NAME,
+                 "--workdir", str(STACK_DIR), "--artifacts", str(MODELS_DIR),
+                 "--prometheus-port", str(free_port()),
                  "--rate", "30", "--feedback-share", "0.3"],
                 stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
@@ -230,15 +223,23 @@ class Demo:
             )  # fmt: skip
         (STATE / "stack.pid").write_text(str(stack.pid))
         deadline = time.monotonic() + STAGE_TIMEOUT_SECONDS
-        while not _ready(self.prometheus):
+        started = STACK_DIR / "stack.json"
+        while not (started.exists() and _ready(json.loads(started.read_text())["prometheus"])):
             if stack.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the serving stack did not start; see {STATE / 'stack.log'}")
             time.sleep(0.3)
+        addresses = json.loads(started.read_text())
+        self.prometheus, self.store = addresses["prometheus"], addresses["artifacts"]
+
+    def served(self, version: str) -> dict[str, Any]:
+        images = self.cluster.node_images
+        assert images is not None, "the demo's cluster was started without images"
+        return _served(version, self.models[STORY[version]], images.workload, self.store)
 
     def set_version(self, version: str) -> None:
         self.custom.patch_namespaced_custom_object(
             n.GROUP, n.VERSION, NAMESPACE, n.PLURAL, NAME,
-            {"spec": _served(version, self.models[STORY[version]])},
+            {"spec": self.served(version)},
         )  # fmt: skip
 
     def analysis(self, status: dict[str, Any]) -> str:
@@ -260,21 +261,22 @@ class Demo:
             "delete", n.PLURAL, NAME, "-n", NAMESPACE, "--ignore-not-found", "--timeout=60s"
         )
         say("training the models: v1 baseline tree, v2 better pipeline, v3 on stale data")
-        self.models = train_variants(STATE / "models", variants=sorted(set(STORY.values())))
+        self.models = train_variants(MODELS_DIR, variants=sorted(set(STORY.values())))
         for version, variant in STORY.items():
             say(f"  v{version}: {variant}, held-out accuracy "
                 f"{self.models[variant].holdout_accuracy:.3f}")  # fmt: skip
-        say("starting Prometheus, a model server per pod, and 30 req/s of client traffic")
+        say("starting the artifact store, Prometheus (finding pods through the API server) "
+            "and 30 req/s of client traffic to the Service's ClusterIP")  # fmt: skip
         self.start_stack()
-        say(f"  Prometheus at {self.prometheus} (log: {STATE / 'stack.log'})")
+        say(f"  Prometheus at {self.prometheus}, artifacts at {self.store} "
+            f"(log: {STATE / 'stack.log'})")  # fmt: skip
 
-        say("v1: first deployment of fraud-detector (4 replicas, canary strategy)")
+        say("v1: first deployment of fraud-detector (4 real pods, canary strategy)")
         self.custom.create_namespaced_custom_object(
-            n.GROUP, n.VERSION, NAMESPACE, n.PLURAL,
-            _manifest(self.prometheus, self.models[STORY["1"]]),
+            n.GROUP, n.VERSION, NAMESPACE, n.PLURAL, _manifest(self.prometheus, self.served("1"))
         )  # fmt: skip
         self.follow(
-            # Its servers load for a few seconds after the pods are Ready.
+            # Ready pods: each downloaded and verified its model, then passed its probe.
             lambda s: s.get("phase") == "Healthy" and self.shares().get("1", 0.0) > 0.95,
             "v1 to be Healthy and answering",
         )
@@ -306,7 +308,8 @@ class Demo:
         print(
             "Look around:\n"
             f"  export KUBECONFIG={kubeconfig}\n"
-            f"  {self.cluster.tools.kubectl} get md,deploy,svc,pods -n {NAMESPACE}\n"
+            f"  {self.cluster.tools.kubectl} get md,deploy,svc,pods -n {NAMESPACE} -o wide\n"
+            f"  {self.cluster.tools.kubectl} logs -n {NAMESPACE} -l {n.LABEL_DEPLOYMENT}={NAME}\n"
             f"  .venv/bin/modelrollout status {NAME} -n {NAMESPACE} --watch\n"
             f"  {self.prometheus}/graph?g0.expr="
             "sum+by+(model_version)+(rate(modelserver_requests_total[30s]))\n"
@@ -337,21 +340,15 @@ def _ready(url: str) -> bool:
 
 
 def stop_process_group(pid_file: Path) -> None:
-    """Stops the process group whose leader's pid `pid_file` holds, and waits until
-    the leader is gone (the serving stack first stops its model servers and
-    Prometheus, the operator its daemons); SIGKILL to the group if it outlives the
-    deadline. Removes the pid file."""
+    """Stops the process group whose leader's pid `pid_file` holds (the serving
+    stack first stops its traffic, store and Prometheus, the operator its
+    daemons), and removes the pid file."""
     try:
         pid = int(pid_file.read_text())
     except (OSError, ValueError):
         pid_file.unlink(missing_ok=True)
         return
-    signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if pid_alive(pid):
-        signal_group(pid, signal.SIGKILL)
+    stop_group(pid, STOP_TIMEOUT_SECONDS)
     pid_file.unlink(missing_ok=True)
 
 
@@ -364,7 +361,7 @@ def down() -> None:
     operator, then the cluster; each is gone before the next is stopped."""
     if (STATE / "stack.pid").exists():
         stop_stack()
-        say("model servers, traffic and Prometheus stopped")
+        say("traffic, the artifact store and Prometheus stopped")
     pid_file = STATE / "operator.pid"
     if pid_file.exists():
         stop_process_group(pid_file)

@@ -30,13 +30,10 @@ from pathlib import Path
 import yaml
 
 from modelrollout.devenv import network as net
-from modelrollout.devenv.processes import pid_alive, signal_group
+from modelrollout.devenv.processes import pid_alive, stop_group
 
-# The taint that keeps ordinary pods off the real node while the test suite still
-# runs its rollouts on KWOK's simulated nodes; pods that need a real container
-# tolerate it. (Issue 10 moves the suite to real pods and the taint to KWOK.)
-REAL_NODE_TAINT_KEY = "modelrollout.io/real-node"
-REAL_NODE_LABEL = "modelrollout.io/node"
+# Which kind of node a node is: `real` here, `simulated` on KWOK's (cluster.py).
+NODE_KIND_LABEL = "modelrollout.io/node"
 # Each v1 hierarchy kubelet and runc use; cgroupRoot must exist in all of them.
 CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
 CNI_BIN_DIR = Path("/usr/lib/cni")
@@ -164,8 +161,7 @@ class RealNode:
                 f"--node-ip={self.network.node_address}",
                 f"--root-dir={self.kubelet_root}",
                 f"--cert-dir={self.directory / 'kubelet-pki'}",
-                f"--node-labels={REAL_NODE_LABEL}=real",
-                f"--register-with-taints={REAL_NODE_TAINT_KEY}=true:NoSchedule",
+                f"--node-labels={NODE_KIND_LABEL}=real",
                 "--v=1",
             ],
         )
@@ -424,26 +420,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         running = self.pids()
         for component in ("kube-proxy", "kubelet"):
             if component in running:
-                self._terminate(running[component])
+                stop_group(running[component], STOP_GRACE_SECONDS)
         self._kill_pod_processes()
         if "containerd" in running:
-            self._terminate(running["containerd"])
+            stop_group(running["containerd"], STOP_GRACE_SECONDS)
         self._kill_shims()
         self._unmount_all()
         self._remove_cgroups()
         shutil.rmtree(self.run_dir, ignore_errors=True)
         if running:
             log(f"node {self.name}: stopped {', '.join(sorted(running))}")
-
-    def _terminate(self, pid: int) -> None:
-        signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(pid):
-            signal_group(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
 
     def _kill_pod_processes(self) -> None:
         """Every process in the pods' cgroups, so none outlives the node."""

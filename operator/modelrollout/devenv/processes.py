@@ -1,11 +1,15 @@
-"""Process-group signalling and liveness checks shared by the local tools (the
-demo, the pod runner, the test fixtures), so each stops what it started the same way."""
+"""Process-group signalling, stopping and signal handling shared by the local
+tools (the demo, the serving stack, the real node, the test fixtures), so each
+stops what it started the same way."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 from pathlib import Path
+from types import FrameType
 
 
 def pid_alive(pid: int) -> bool:
@@ -26,3 +30,38 @@ def signal_group(pid: int, signum: int) -> None:
     """Sends `signum` to the process group led by `pid`; a group already gone is fine."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
+
+
+def stop_group(pid: int, grace_seconds: float) -> None:
+    """SIGTERM to the process group led by `pid`, then waits until the leader is
+    gone (it may be stopping children of its own first); SIGKILL to the group if
+    it outlives `grace_seconds`. Reaps the leader when it is our child."""
+    signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        signal_group(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (what `make demo-down` and CI send) unwinds like Ctrl-C, so the
+    callers' finally blocks stop their children; a second signal cannot cut that
+    clean-up short, since both are ignored from the first one on."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def wait_for_signal() -> None:
+    """Blocks until SIGTERM or SIGINT, once `stop_on_signals` is installed."""
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)

@@ -1,11 +1,14 @@
-"""What runs beside the local cluster so rollouts are judged on real metrics:
-Prometheus scraping the pod runner's model servers (file-based discovery) and
-client traffic through each ModelDeployment's Service.
+"""What runs beside the local cluster so rollouts are judged on real metrics
+from real pods: an artifact store the model-server pods download their models
+from, Prometheus finding those pods through the API server (`kubernetes_sd_configs`,
+role pod) and scraping their IPs, and client traffic to each ModelDeployment's
+Service, routed by kube-proxy. The pods themselves are the operator's: this only
+writes the pod template a user would (`served_spec`).
 
-The demo, the end-to-end tests and the rollback benchmark all use this one
-assembly, so the figures come from the setup the tests prove. As a command
-(`python -m modelrollout.devenv.stack`) it runs until SIGTERM or Ctrl-C and
-then stops everything it started; the demo leaves it running in the background.
+The demo, the end-to-end tests and the benchmarks all use this one assembly, so
+the figures come from the setup the tests prove. As a command
+(`python -m modelrollout.devenv.stack`) it runs until SIGTERM or Ctrl-C and then
+stops everything it started; the demo leaves it running in the background.
 
 Dev and test tooling, not the operator.
 """
@@ -13,8 +16,8 @@ Dev and test tooling, not the operator.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -25,13 +28,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from modelrollout.devenv.podrunner import (
-    PodRunner,
-    scrape_config,
-    stop_on_signals,
-    wait_for_signal,
+from kubernetes import client, config
+
+from modelrollout.api import names as n
+from modelrollout.devenv.artifacts import ArtifactStore
+from modelrollout.devenv.cluster import LocalCluster, local_cluster
+from modelrollout.devenv.processes import stop_on_signals, wait_for_signal
+from modelrollout.devenv.prometheus import (
+    LocalPrometheus,
+    pod_discovery_config,
+    start_prometheus,
 )
-from modelrollout.devenv.prometheus import LocalPrometheus, start_prometheus
 from modelrollout.devenv.traffic import Traffic
 
 MODELROLLOUT = Path(sys.executable).parent / "modelrollout"
@@ -112,22 +119,87 @@ def train_variants(
     }
 
 
+# What Pod Security Admission's `restricted` profile asks of every container.
+RESTRICTED: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+MODEL_DIR = "/models"
+# How long the command waits for the ModelDeployment's Service to appear.
+STAGE_SECONDS = 300.0
+
+
+def model_server_template(
+    image: str, artifact: Artifact, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The pod template of a real model server (`args: [serve]`), as a user writes
+    it: the project's image, never pulled (it is imported into the node); the
+    artifact downloaded at start into an emptyDir (the root filesystem is read-only)
+    and checked against MODEL_SHA256, which the operator injects with MODEL_URI;
+    readiness on the server's ready endpoint, which gates the Service's endpoints.
+    """
+    variables = {
+        **FAST_SERVER_ENV,
+        **artifact.server_env(),
+        "MODELSERVER_ARTIFACT_DIR": MODEL_DIR,
+        **(env or {}),
+    }
+    container = {
+        "name": "server",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "args": ["serve"],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "env": [{"name": k, "value": v} for k, v in variables.items()],
+        # Every second, but a slow answer is not a failure: on 2 busy cores (a
+        # crash-looping canary reloading scikit-learn beside it) a healthy server
+        # can take over the default 1 s to answer.
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": "http"},
+            "periodSeconds": 1,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "securityContext": {**RESTRICTED, "readOnlyRootFilesystem": True},
+        "volumeMounts": [{"name": "models", "mountPath": MODEL_DIR}],
+    }
+    return {
+        "spec": {
+            "containers": [container],
+            "volumes": [{"name": "models", "emptyDir": {}}],
+            # Longer than the server's drain (MODELSERVER_SHUTDOWN_DRAIN_SECONDS,
+            # 5 s): it keeps answering until its endpoint is gone everywhere.
+            "terminationGracePeriodSeconds": 15,
+        }
+    }
+
+
 class ServingStack:
-    """Prometheus and the pod runner for `namespaces`; traffic on demand."""
+    """The artifact store, Prometheus for `namespaces`, and traffic on demand, for
+    the model-server pods of `cluster`'s real node."""
 
     def __init__(
         self,
-        kubeconfig: Path,
+        cluster: LocalCluster,
         namespaces: Sequence[str],
         workdir: Path,
+        *,
         scrape_interval: str = "1s",
         prometheus_port: int | None = None,
+        artifacts: Path | None = None,
     ) -> None:
-        self.kubeconfig = kubeconfig
+        self.cluster = cluster
+        self.namespaces = list(namespaces)
         self.workdir = workdir
         self.scrape_interval = scrape_interval
-        self.file_sd = workdir / "targets.json"
-        self.runner = PodRunner(kubeconfig, namespaces, self.file_sd, workdir / "servers")
+        self.store = ArtifactStore(artifacts or workdir / "artifacts", cluster.network)
+        self.api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(cluster.kubeconfig)
+        )
+        network = cluster.network
+        self.allowed = [ipaddress.ip_network(r) for r in network.routed_ranges]
         self._prometheus_port = prometheus_port
         self._prometheus: LocalPrometheus | None = None
         self._traffic: list[Traffic] = []
@@ -137,9 +209,16 @@ class ServingStack:
         assert self._prometheus is not None, "the stack is not started"
         return self._prometheus
 
+    @property
+    def image(self) -> str:
+        images = self.cluster.node_images
+        if images is None:
+            raise RuntimeError(f"cluster {self.cluster.name!r} was given no images")
+        return images.workload
+
     def start(self) -> None:
         try:
-            self.runner.start()
+            self.store.start()
             self.start_prometheus()
         except BaseException:
             self.stop()
@@ -150,9 +229,10 @@ class ServingStack:
         as a restarted Prometheus pod behind its Service would be."""
         self._prometheus = start_prometheus(
             self.workdir / "prometheus",
-            [scrape_config(self.file_sd)],
+            [pod_discovery_config(self.cluster.kubeconfig, self.namespaces)],
             scrape_interval=self.scrape_interval,
             port=self._prometheus_port,
+            binary=self.cluster.tools.prometheus,
         )
         self._prometheus_port = urlsplit(self._prometheus.url).port
 
@@ -160,9 +240,30 @@ class ServingStack:
         if self._prometheus is not None:
             self._prometheus.stop()
 
+    def served_spec(
+        self,
+        artifact: Artifact,
+        version: str,
+        *,
+        model: str = "wine",
+        replicas: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The spec's `model` and `template` (and `replicas`, when given) for real
+        pods serving `artifact` as `version`, downloaded from the store."""
+        uri = self.store.publish(Path(urlsplit(artifact.uri).path))
+        spec: dict[str, Any] = {
+            "model": {"name": model, "version": version, "uri": uri, "sha256": artifact.sha256},
+            "template": model_server_template(self.image, artifact, env),
+        }
+        if replicas is not None:
+            spec["replicas"] = replicas
+        return spec
+
     def traffic(self, namespace: str, service: str, **options: Any) -> Traffic:
-        """Starts traffic to a Service; it stops with the stack."""
-        traffic = Traffic(self.kubeconfig, namespace, service, self.file_sd, **options)
+        """Starts traffic to a Service's ClusterIP; it stops with the stack."""
+        options = {"model": "wine", **options}
+        traffic = Traffic(self.api, namespace, service, allowed=self.allowed, **options)
         traffic.start()
         self._traffic.append(traffic)
         return traffic
@@ -171,22 +272,39 @@ class ServingStack:
         for traffic in self._traffic:
             traffic.stop()
         self._traffic.clear()
-        self.runner.stop()
+        self.store.stop()
         self.stop_prometheus()
 
-    def server_logs(self, tail: int = 3000) -> str:
-        """The end of each model server's log, for a failing test's report."""
-        return "\n".join(
-            f"--- {path.name} ---\n{path.read_text(errors='replace')[-tail:]}"
-            for path in sorted((self.workdir / "servers").glob("*.log"))
-        )
+    def server_logs(self, tail_lines: int = 60) -> str:
+        """The end of each model-server container's log (and of its previous run,
+        after a restart), for a failing test's report."""
+        core = client.CoreV1Api(self.api)
+        parts = []
+        for namespace in self.namespaces:
+            pods = core.list_namespaced_pod(
+                namespace, label_selector=f"{n.LABEL_MANAGED_BY}={n.MANAGER}"
+            ).items
+            for pod in pods:
+                name = pod.metadata.name if pod.metadata else None
+                if not name:
+                    continue
+                for previous in (True, False):
+                    try:
+                        text = core.read_namespaced_pod_log(
+                            name, namespace, tail_lines=tail_lines, previous=previous
+                        )
+                    except client.ApiException:
+                        continue  # no previous run, or the pod never started
+                    which = "previous run" if previous else "log"
+                    parts.append(f"--- {namespace}/{name} ({which}) ---\n{text}")
+        return "\n".join(parts)
 
 
 @contextmanager
 def serving_stack(
-    kubeconfig: Path, namespaces: Sequence[str], workdir: Path, **options: Any
+    cluster: LocalCluster, namespaces: Sequence[str], workdir: Path, **options: Any
 ) -> Iterator[ServingStack]:
-    stack = ServingStack(kubeconfig, namespaces, workdir, **options)
+    stack = ServingStack(cluster, namespaces, workdir, **options)
     stack.start()
     try:
         yield stack
@@ -197,35 +315,56 @@ def serving_stack(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m modelrollout.devenv.stack",
-        description="Prometheus, model servers for simulated pods, and traffic, until stopped.",
+        description="An artifact store, Prometheus and client traffic for the model-server "
+        "pods of a local cluster, until stopped.",
     )
-    parser.add_argument("--kubeconfig", type=Path, default=os.environ.get("KUBECONFIG"))
+    parser.add_argument("--cluster", required=True, help="the local cluster's name")
+    parser.add_argument("--workdir-of-clusters", type=Path, help="its workdir (default: .local)")
     parser.add_argument("--namespace", "-n", required=True)
     parser.add_argument("--service", required=True, help="the ModelDeployment to send traffic to")
+    parser.add_argument("--model", required=True, help="spec.model.name")
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--artifacts", type=Path, required=True, help="the directory served")
     parser.add_argument("--prometheus-port", type=int)
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second")
     parser.add_argument("--feedback-share", type=float, default=0.3)
+    parser.add_argument("--duration", type=float, default=3600.0, help="seconds of traffic")
     args = parser.parse_args(argv)
-    if args.kubeconfig is None:
-        parser.error("--kubeconfig or KUBECONFIG is required")
     stop_on_signals()
+    extra = {"workdir": args.workdir_of_clusters} if args.workdir_of_clusters else {}
+    cluster = local_cluster(args.cluster, with_images=False, **extra)
     stack = ServingStack(
-        args.kubeconfig, [args.namespace], args.workdir, prometheus_port=args.prometheus_port
+        cluster,
+        [args.namespace],
+        args.workdir,
+        prometheus_port=args.prometheus_port,
+        artifacts=args.artifacts,
     )
     stack.start()
     try:
+        _write_json(
+            args.workdir / "stack.json",
+            {"prometheus": stack.prometheus.url, "artifacts": stack.store.url},
+        )
+        print(f"prometheus={stack.prometheus.url} artifacts={stack.store.url}", flush=True)
+        # The ModelDeployment comes after the stack; traffic waits for its Service.
         traffic = stack.traffic(
-            args.namespace, args.service, rate=args.rate, feedback_share=args.feedback_share
+            args.namespace,
+            args.service,
+            model=args.model,
+            rate=args.rate,
+            feedback_share=args.feedback_share,
+            duration=args.duration,
+            service_wait=STAGE_SECONDS,
         )
         # What the demo's timeline shows: which versions answer, in what shares.
-        status = args.workdir / "traffic.json"
         stopped = threading.Event()
         writer = threading.Thread(
-            target=_write_status, args=(traffic, status, stopped), daemon=True
+            target=_write_status,
+            args=(traffic, args.workdir / "traffic.json", stopped),
+            daemon=True,
         )
         writer.start()
-        print(f"prometheus={stack.prometheus.url}", flush=True)
         wait_for_signal()
         stopped.set()
     finally:
@@ -233,11 +372,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _write_json(path: Path, body: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(body))
+    partial.replace(path)
+
+
 def _write_status(traffic: Traffic, path: Path, stopped: threading.Event) -> None:
     while not stopped.wait(1.0):
-        partial = path.with_name(f".{path.name}.tmp")
-        partial.write_text(json.dumps(traffic.summary()))
-        partial.replace(path)
+        _write_json(path, traffic.summary())
 
 
 if __name__ == "__main__":
