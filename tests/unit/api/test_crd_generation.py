@@ -1,7 +1,9 @@
-"""The translation from pydantic's JSON Schema to the CRD's keeps what the models mean."""
+"""The CRD files on disk are what the API models generate (`make crds`), and the
+translation from pydantic's JSON Schema keeps what the models mean."""
 
 from __future__ import annotations
 
+import difflib
 from datetime import datetime
 from typing import Any, Literal
 
@@ -13,8 +15,26 @@ from modelrollout.api import ModelDeploymentStatus, crd
 from modelrollout.api.crd import CRDGenerationError, crd_manifest, crd_yaml, structural_schema
 from modelrollout.api.kubeschema import cel, list_map
 from modelrollout.api.spec import SpecModel
+from modelrollout.devenv import crds
+from modelrollout.devenv.tools import REPO_ROOT
 
 pytestmark = pytest.mark.unit
+
+
+def test_the_crd_files_are_the_generated_ones() -> None:
+    stale = crds.stale_files()
+    expected = crds.expected_files()
+    diffs = []
+    for path in stale[:1]:  # the chart copy would repeat the same diff
+        old = path.read_text().splitlines() if path.exists() else []
+        new = expected.get(path, "").splitlines()
+        name = str(path.relative_to(REPO_ROOT))
+        diffs += list(difflib.unified_diff(old, new, name, f"{name} (generated)", lineterm=""))
+    listed = "\n".join(f"  {path.relative_to(REPO_ROOT)}" for path in stale)
+    assert not stale, (
+        "the CRD files differ from what the API models in operator/modelrollout/api/ "
+        f"generate: run `make crds`\n{listed}\n" + "\n".join(diffs[:60])
+    )
 
 
 def test_the_yaml_is_deterministic_and_reads_back_as_the_manifest() -> None:
