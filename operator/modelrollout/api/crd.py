@@ -24,7 +24,10 @@ structural OpenAPI v3 schema. `structural_schema()` turns one into the other:
 - Spec defaults stay, except None and empty lists (absent reads the same, and
   the stored object stays as the user wrote it); a default object that the
   nested defaults rebuild from `{}` is written `{}`. Status gets no defaults:
-  the API server must not invent status the operator did not write.
+  the API server must not invent status the operator did not write. Status
+  keeps its required fields and enums: only the operator writes it, from these
+  models, so they refuse only a status the operator never writes and
+  parse_status would not read.
 - Anything else pydantic may emit (a discriminated union, a fixed-length tuple)
   fails the generation, naming the field, rather than producing a CRD the API
   server reads differently from the models.

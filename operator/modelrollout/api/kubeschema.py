@@ -1,9 +1,10 @@
 """What the CRD says that pydantic's JSON Schema cannot: CEL rules and list types.
 
 The models are the source of crds/modeldeployment.yaml (modelrollout.api.crd
-generates it), so a rule the API server enforces is declared here, next to the
-field or model it guards, through pydantic's `json_schema_extra`: the models
-themselves ignore these keys, the generator copies them into the CRD.
+generates it), so a rule the API server enforces is declared in spec.py or
+status.py, next to the field or model it guards, with these helpers through
+pydantic's `json_schema_extra`: validation ignores those keys, the generator
+copies them into the CRD.
 """
 
 from __future__ import annotations
