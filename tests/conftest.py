@@ -12,6 +12,10 @@ from modelrollout.devenv.tools import REPO_ROOT
 from support.kube import ClusterUnderTest, fresh_namespace, running_test_cluster
 from support.operator import OperatorProcess, running_operator
 
+# support.tiers: a test without exactly one tier marker fails every run;
+# pytester: the fixture tests/unit/test_tiers.py runs that check with.
+pytest_plugins = ("support.tiers", "pytester")
+
 CRD_DIR = REPO_ROOT / "crds"
 CALL_FAILED = pytest.StashKey[bool]()
 

@@ -71,11 +71,9 @@ def helm(kube: ClusterUnderTest, *args: str) -> str:
 def test_the_chart_ships_the_top_level_crds_byte_for_byte() -> None:
     top = sorted(p.name for p in (REPO_ROOT / "crds").glob("*.yaml"))
     shipped = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
-    assert shipped == top, "run scripts/sync-chart-crds.sh"
+    assert shipped == top, "run `make crds`"
     _, mismatch, errors = filecmp.cmpfiles(REPO_ROOT / "crds", CHART / "crds", top, shallow=False)
-    assert not mismatch and not errors, (
-        f"{mismatch or errors} differ: run scripts/sync-chart-crds.sh"
-    )
+    assert not mismatch and not errors, f"{mismatch or errors} differ: run `make crds`"
 
 
 @pytest.mark.integration

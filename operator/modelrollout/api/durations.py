@@ -1,7 +1,8 @@
 """Go-style durations ("30s", "1m30s", "500ms") as the CRD accepts them.
 
-The CRD validates the same pattern, so the API server rejects a malformed
-duration before the operator sees it; this parser is the single reading of it.
+The CRD validates the same pattern (generated from the models' fields that use
+it), so the API server rejects a malformed duration before the operator sees it;
+this parser is the single reading of it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import Final
 
-# Kept in sync with crds/modeldeployment.yaml (tests compare them).
 DURATION_PATTERN: Final = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")

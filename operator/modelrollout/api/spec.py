@@ -1,20 +1,31 @@
 """The ModelDeployment spec as pydantic models (DESIGN.md section 3).
 
-Field names and defaults mirror crds/modeldeployment.yaml; the CRD is what the
-API server enforces, these models are how the operator reads an object. They
-forbid unknown fields so a typo that slipped past an older CRD is reported,
-not ignored. Rules the CRD states in CEL are restated here so that a spec read
-from a file (the CLI, the tests) is judged the same way.
+These models are the source of the CRD's spec schema: `make crds` generates
+crds/modeldeployment.yaml from them (modelrollout.api.crd), so every field name,
+bound, default and description below is what the API server enforces and
+`kubectl explain` shows. A rule the API server states in CEL sits next to the
+validator that states it in Python (`json_schema_extra=cel(...)`), with the same
+message, so a spec read from a file (the CLI, the tests) is judged the same way
+as one applied. The models forbid unknown fields so a typo that slipped past an
+older CRD is reported, not ignored.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from modelrollout.api.durations import DURATION_PATTERN, parse_duration
+from modelrollout.api.kubeschema import cel, list_map
 
 MAX_NAME_LENGTH = 253
 MAX_STEPS = 50
@@ -22,6 +33,9 @@ MAX_METRICS = 20
 MAX_QUERY_LENGTH = 4096
 MAX_HISTORY_LIMIT = 50
 MAX_PROGRESS_DEADLINE_SECONDS = 86400
+# On the enum-valued strings CEL rules read: a bound the API server's CEL cost
+# estimate can count on, whatever it makes of the enum.
+MAX_ENUM_LENGTH: Final = 32
 
 # Variables a metric query may use as {{ name }} (DESIGN.md section 3).
 QUERY_VARIABLES = frozenset(
@@ -37,6 +51,49 @@ QUERY_VARIABLES = frozenset(
         "interval",
     }
 )
+
+# Said both by the validators below and by the API server's CEL rules.
+ONE_STEP_KIND: Final = "each step sets exactly one of setWeight or pause"
+WEIGHTS_NEVER_DECREASE: Final = "setWeight must not decrease from one step to the next"
+ONE_STRATEGY: Final = "set exactly one of strategy.canary or strategy.blueGreen"
+RELATIVE_NEEDS_STABLE: Final = "maxIncrease/maxDecrease need compareTo: stable"
+METRIC_NEEDS_A_BOUND: Final = (
+    "give the metric a bound: min and/or max, or compareTo: stable "
+    "with maxIncrease and/or maxDecrease"
+)
+PROMETHEUS_NEEDS_ADDRESS: Final = "prometheus metrics need analysis.prometheus.address"
+
+# What the API server checks of a PodTemplateSpec: what the template validator
+# below requires (containers, each named and with an image). The rest (and the
+# whole of each container) is the Deployment's to judge, so it is kept as written.
+POD_TEMPLATE_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "x-kubernetes-preserve-unknown-fields": True,
+    "required": ["spec"],
+    "properties": {
+        "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "spec": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "required": ["containers"],
+            "properties": {
+                "containers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                        "required": ["name", "image"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "image": {"type": "string", "minLength": 1},
+                        },
+                    },
+                }
+            },
+        },
+    },
+}
 
 
 class SpecModel(BaseModel):
@@ -54,9 +111,19 @@ class ModelRef(SpecModel):
     """Which model the servers load; a change of any field is a new revision."""
 
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
-    version: str = Field(min_length=1, max_length=63)
-    uri: str | None = Field(default=None, max_length=2048)
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    version: str = Field(
+        min_length=1, max_length=63, description='The release, e.g. "7". Quote numbers in YAML.'
+    )
+    uri: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Artifact location handed to the server as MODEL_URI.",
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The server refuses an artifact with another digest.",
+    )
 
 
 class ServicePorts(SpecModel):
@@ -77,13 +144,21 @@ class PauseStep(SpecModel):
 class CanaryStep(SpecModel):
     """One step: exactly one of `setWeight` or `pause`."""
 
-    set_weight: int | None = Field(default=None, ge=0, le=100)
-    pause: PauseStep | None = None
+    model_config = ConfigDict(
+        json_schema_extra=cel(("has(self.setWeight) != has(self.pause)", ONE_STEP_KIND))
+    )
+
+    set_weight: int | None = Field(
+        default=None, ge=0, le=100, description="Percent of traffic on the new revision."
+    )
+    pause: PauseStep | None = Field(
+        default=None, description="Hold the step; without duration, until `promote`."
+    )
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> CanaryStep:
         if (self.set_weight is None) == (self.pause is None):
-            raise ValueError("each step sets exactly one of setWeight or pause")
+            raise ValueError(ONE_STEP_KIND)
         return self
 
 
@@ -96,33 +171,62 @@ class TrafficRouting(SpecModel):
 
 
 class CanaryStrategy(SpecModel):
-    steps: tuple[CanaryStep, ...] = Field(min_length=1, max_length=MAX_STEPS)
-    traffic_routing: TrafficRouting | None = None
+    steps: tuple[CanaryStep, ...] = Field(
+        min_length=1,
+        max_length=MAX_STEPS,
+        json_schema_extra=cel(
+            (
+                "self.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+                WEIGHTS_NEVER_DECREASE,
+            )
+        ),
+    )
+    traffic_routing: TrafficRouting | None = Field(
+        default=None,
+        description="Exact weights through a router instead of replica counts (not supported yet).",
+    )
 
     @field_validator("steps")
     @classmethod
     def _weights_never_decrease(cls, steps: tuple[CanaryStep, ...]) -> tuple[CanaryStep, ...]:
         weights = [step.set_weight for step in steps if step.set_weight is not None]
         if weights != sorted(weights):
-            raise ValueError(f"setWeight must not decrease from one step to the next: {weights}")
+            raise ValueError(f"{WEIGHTS_NEVER_DECREASE}: {weights}")
         return steps
 
 
 class BlueGreenStrategy(SpecModel):
     preview_replicas: int = Field(default=1, ge=1, le=1000)
     # None: the preview waits for `promote`.
-    auto_promotion_seconds: int | None = Field(default=None, ge=0, le=86400)
-    scale_down_delay_seconds: int = Field(default=30, ge=0, le=86400)
+    auto_promotion_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=86400,
+        description="Promote this long after the preview is ready; omitted, wait for `promote`.",
+    )
+    scale_down_delay_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=86400,
+        description=(
+            "The old revision stays up this long after the switch; with analysis, the switch "
+            "is verified meanwhile and a failure switches back."
+        ),
+    )
 
 
 class Strategy(SpecModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel(("has(self.canary) != has(self.blueGreen)", ONE_STRATEGY))
+    )
+
     canary: CanaryStrategy | None = None
     blue_green: BlueGreenStrategy | None = None
 
     @model_validator(mode="after")
     def _exactly_one_strategy(self) -> Strategy:
         if (self.canary is None) == (self.blue_green is None):
-            raise ValueError("set exactly one of strategy.canary or strategy.blueGreen")
+            raise ValueError(ONE_STRATEGY)
         return self
 
 
@@ -147,27 +251,55 @@ class WebhookCheck(SpecModel):
 class Metric(SpecModel):
     """One measurement and its acceptance bounds, absolute or relative to stable."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "has(self.min) || has(self.max) || (has(self.compareTo) "
+                "&& (has(self.maxIncrease) || has(self.maxDecrease)))",
+                METRIC_NEEDS_A_BOUND,
+            ),
+            (
+                "(!has(self.maxIncrease) && !has(self.maxDecrease)) || has(self.compareTo)",
+                RELATIVE_NEEDS_STABLE,
+            ),
+            # The validator names both values; CEL messages are fixed text.
+            (
+                "!has(self.min) || !has(self.max) || self.min <= self.max",
+                "min must not be greater than max",
+            ),
+        )
+    )
+
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    provider: Literal["prometheus"] = "prometheus"
-    query: str = Field(min_length=1, max_length=MAX_QUERY_LENGTH)
+    provider: Literal["prometheus"] = Field(
+        default="prometheus", json_schema_extra={"maxLength": MAX_ENUM_LENGTH}
+    )
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_LENGTH,
+        description=(
+            "PromQL; may use {{ namespace }}, {{ name }}, {{ revision }}, {{ canaryRevision }}, "
+            "{{ stableRevision }}, {{ version }}, {{ canaryVersion }}, {{ stableVersion }}, "
+            "{{ interval }}."
+        ),
+    )
     min_value: float | None = Field(default=None, alias="min")
     max_value: float | None = Field(default=None, alias="max")
-    compare_to: Literal["stable"] | None = None
+    compare_to: Literal["stable"] | None = Field(
+        default=None, json_schema_extra={"maxLength": MAX_ENUM_LENGTH}
+    )
     max_increase: float | None = Field(default=None, ge=0)
     max_decrease: float | None = Field(default=None, ge=0)
     # Measured and reported, never decides the rollout.
-    dry_run: bool = False
+    dry_run: bool = Field(default=False, description="Measure and report, never decide.")
 
     @model_validator(mode="after")
     def _has_a_bound(self) -> Metric:
         relative = self.max_increase is not None or self.max_decrease is not None
         if relative and self.compare_to is None:
-            raise ValueError("maxIncrease/maxDecrease need compareTo: stable")
+            raise ValueError(RELATIVE_NEEDS_STABLE)
         if self.min_value is None and self.max_value is None and not relative:
-            raise ValueError(
-                "give the metric a bound: min and/or max, or compareTo: stable "
-                "with maxIncrease and/or maxDecrease"
-            )
+            raise ValueError(METRIC_NEEDS_A_BOUND)
         if (
             self.min_value is not None
             and self.max_value is not None
@@ -178,17 +310,47 @@ class Metric(SpecModel):
 
 
 class Analysis(SpecModel):
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.metrics) || !self.metrics.exists(m, m.provider == 'prometheus') "
+                "|| has(self.prometheus)",
+                PROMETHEUS_NEEDS_ADDRESS,
+            )
+        )
+    )
+
     interval: str = Field(default="30s", pattern=DURATION_PATTERN, max_length=64)
-    # A metric fails the rollout when its failures exceed this; 1 tolerates one
-    # noisy measurement while still rolling back within two intervals.
-    failure_limit: int = Field(default=1, ge=0, le=100)
-    # Query errors (Prometheus down, bad PromQL) tolerated in a row before the
-    # rollout fails; 4 rides out a Prometheus restart at the default interval.
-    consecutive_error_limit: int = Field(default=4, ge=0, le=100)
-    on_no_data: Literal["Pause", "Fail", "Ignore"] = "Pause"
+    # 1 tolerates one noisy measurement while still rolling back within two intervals.
+    failure_limit: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="A metric fails the rollout when its failures exceed this.",
+    )
+    # 4 rides out a Prometheus restart at the default interval.
+    consecutive_error_limit: int = Field(
+        default=4,
+        ge=0,
+        le=100,
+        description="Query errors in a row (Prometheus down, bad PromQL) tolerated.",
+    )
+    on_no_data: Literal["Pause", "Fail", "Ignore"] = Field(
+        default="Pause",
+        description="What a measurement without data means; never a promotion.",
+    )
     prometheus: PrometheusProvider | None = None
-    webhook: WebhookCheck | None = None
-    metrics: tuple[Metric, ...] = Field(default=(), max_length=MAX_METRICS)
+    webhook: WebhookCheck | None = Field(
+        default=None,
+        description=(
+            "An HTTP endpoint POSTed once per interval; 2xx passes, another status fails, "
+            "no answer is an error."
+        ),
+    )
+    # Names are unique: the API server refuses a repeated one (a list keyed by name).
+    metrics: tuple[Metric, ...] = Field(
+        default=(), max_length=MAX_METRICS, json_schema_extra=list_map("name")
+    )
 
     @property
     def interval_seconds(self) -> float:
@@ -206,7 +368,7 @@ class Analysis(SpecModel):
         if duplicates:
             raise ValueError(f"metric names must be unique; repeated: {', '.join(duplicates)}")
         if self.prometheus is None and any(m.provider == "prometheus" for m in self.metrics):
-            raise ValueError("prometheus metrics need analysis.prometheus.address")
+            raise ValueError(PROMETHEUS_NEEDS_ADDRESS)
         if self.interval_seconds <= 0:
             raise ValueError("interval must be longer than 0s")
         return self
@@ -215,15 +377,27 @@ class Analysis(SpecModel):
 class WebhookNotification(SpecModel):
     """A JSON POST on rollback and on drift; the URL is a secret (Slack's URLs are)."""
 
-    url_secret_ref: SecretKeyRef
-    # json: the whole event as an object; slack: {"text": ...}, which Slack,
-    # Mattermost and Microsoft Teams incoming webhooks accept.
-    format: Literal["json", "slack"] = "json"
+    url_secret_ref: SecretKeyRef = Field(
+        description="The Secret (in this namespace) and key holding the webhook URL."
+    )
+    # slack's {"text": ...} is what Slack, Mattermost and Microsoft Teams incoming
+    # webhooks accept.
+    format: Literal["json", "slack"] = Field(
+        default="json",
+        description=(
+            'json: the event as an object; slack: {"text": ...} (Slack, Mattermost, Teams).'
+        ),
+    )
     timeout_seconds: int = Field(default=10, ge=1, le=300)
 
 
 class Notifications(SpecModel):
-    webhook: WebhookNotification | None = None
+    webhook: WebhookNotification | None = Field(
+        default=None,
+        description=(
+            "A POST on rollback, drift and drift recovery; failures become Warning Events."
+        ),
+    )
 
 
 class Rollback(SpecModel):
@@ -232,23 +406,53 @@ class Rollback(SpecModel):
 
 
 class ModelDeploymentSpec(SpecModel):
-    replicas: int = Field(default=1, ge=0, le=10000)
-    model: ModelRef
-    # A PodTemplateSpec, kept as the user wrote it; the executor builds from it.
-    template: dict[str, Any]
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=10000,
+        description="Model-server pods serving all traffic once a rollout completes.",
+        # As a Deployment's replicas: a scale subresource can point at it.
+        json_schema_extra={"format": "int32"},
+    )
+    model: ModelRef = Field(
+        description="The model the servers load. Changing it (or template) starts a rollout."
+    )
+    # Kept as the user wrote it; the executor builds from it.
+    template: Annotated[dict[str, Any], WithJsonSchema(POD_TEMPLATE_SCHEMA)] = Field(
+        description=(
+            "A PodTemplateSpec, as in a Deployment. The operator adds its labels and MODEL_* env."
+        )
+    )
     service: ServicePorts = ServicePorts()
-    strategy: Strategy
+    strategy: Strategy = Field(description="Exactly one of canary or blueGreen.")
     analysis: Analysis | None = None
     rollback: Rollback = Rollback()
-    notifications: Notifications = Notifications()
-    # Old revisions kept (scaled to 0) for `undo`, beyond the one serving.
-    revision_history_limit: int = Field(default=10, ge=0, le=MAX_HISTORY_LIMIT)
-    # How long the revision being rolled out may have fewer available pods than
-    # its step asks for before the rollout stops (and rolls back when
-    # rollback.automatic). 600 s as Argo Rollouts, Flagger and Deployments have
-    # it: long enough for a large image pull and a model load, short enough that
-    # a crash loop does not sit unnoticed for an afternoon.
-    progress_deadline_seconds: int = Field(default=600, ge=1, le=MAX_PROGRESS_DEADLINE_SECONDS)
+    notifications: Notifications = Field(
+        default=Notifications(),
+        description=(
+            "Where to tell people about automatic rollbacks and drift of the stable revision."
+        ),
+    )
+    revision_history_limit: int = Field(
+        default=10,
+        ge=0,
+        le=MAX_HISTORY_LIMIT,
+        description="Old revisions kept (scaled to 0) for undo, beyond the one serving.",
+    )
+    # 600 s as Argo Rollouts, Flagger and Deployments have it: long enough for a
+    # large image pull and a model load, short enough that a crash loop does not
+    # sit unnoticed for an afternoon.
+    progress_deadline_seconds: int = Field(
+        default=600,
+        ge=1,
+        le=MAX_PROGRESS_DEADLINE_SECONDS,
+        description=(
+            "How long the revision being rolled out (or the first one) may lack available "
+            "pods for its step before the rollout stops, Degraded with reason "
+            "ProgressDeadlineExceeded naming what its pods report; rolled back when "
+            "rollback.automatic. Time paused by `pause` does not count."
+        ),
+    )
 
     @field_validator("template")
     @classmethod

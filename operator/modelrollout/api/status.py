@@ -5,6 +5,11 @@ spec), so a restarted operator resumes each rollout from status alone: the step,
 when it began, a manual pause, the last command handled, a held revision and
 pending scale-downs. Unknown fields are ignored so an older or newer operator
 can read what another version wrote.
+
+These models are the source of the CRD's status schema (`make crds`,
+modelrollout.api.crd): a field added here is one the API server keeps, not one
+it prunes on every write. The CRD takes no defaults from here; descriptions are
+what `kubectl explain` shows.
 """
 
 from datetime import datetime
@@ -12,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from modelrollout.api.kubeschema import list_map
 
 Phase = Literal["Progressing", "Paused", "Healthy", "Degraded"]
 ConditionType = Literal[
@@ -43,7 +50,7 @@ class Condition(StatusModel):
     reason: str
     message: str = ""
     last_transition_time: datetime
-    observed_generation: int | None = None
+    observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
 
 
 class MetricAnalysis(StatusModel):
@@ -51,8 +58,9 @@ class MetricAnalysis(StatusModel):
     Healthy, of the stable revision (the drift watch)."""
 
     verdict: Verdict | None = None
-    # The revision the latest measurement was of.
-    revision: str | None = None
+    revision: str | None = Field(
+        default=None, description="The revision the latest measurement was of."
+    )
     value: float | None = None
     threshold: str | None = None
     message: str = ""
@@ -124,8 +132,14 @@ class ReadinessWait(StatusModel):
     """
 
     revision: str
-    since: datetime
-    exceeded_at: datetime | None = None
+    since: datetime = Field(description="When the wait began; moved on by the time paused.")
+    exceeded_at: datetime | None = Field(
+        default=None,
+        description=(
+            "The deadline passed without automatic rollback: "
+            "Degraded until abort, promote or a new spec."
+        ),
+    )
     message: str = ""
 
 
@@ -148,7 +162,7 @@ class LastCommand(StatusModel):
 
 class ModelDeploymentStatus(StatusModel):
     phase: Phase | None = None
-    observed_generation: int | None = None
+    observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
     stable_revision: str | None = None
     stable_version: str | None = None
     # The revision being rolled out (canary or blue/green "green"); None when idle.
@@ -165,14 +179,38 @@ class ModelDeploymentStatus(StatusModel):
     # When the current rollout began; measurements older than this are not counted.
     rollout_started_at: datetime | None = None
     canary_weight: int = Field(default=0, ge=0, le=100)
-    conditions: tuple[Condition, ...] = ()
-    analysis: dict[str, MetricAnalysis] = Field(default_factory=dict)
+    # One condition per type (a list keyed by type, as kstatus reads it).
+    conditions: tuple[Condition, ...] = Field(default=(), json_schema_extra=list_map("type"))
+    analysis: dict[str, MetricAnalysis] = Field(
+        default_factory=dict,
+        description=(
+            "Per metric, its latest measurement and counts (of the new revision during a "
+            "rollout, of the stable one while Healthy)."
+        ),
+    )
     last_rollback: RollbackRecord | None = None
-    drift: DriftRecord | None = None
-    history: tuple[HistoryEntry, ...] = ()
-    hold: Hold | None = None
+    drift: DriftRecord | None = Field(
+        default=None,
+        description=(
+            "The stable revision breaching an analysis metric while no rollout runs "
+            "(condition Drifted)."
+        ),
+    )
+    history: tuple[HistoryEntry, ...] = Field(
+        default=(), description="Revisions that served all traffic, newest first."
+    )
+    hold: Hold | None = Field(
+        default=None,
+        description="A spec revision not rolled out again until the spec changes or `retry`.",
+    )
     pending_scale_downs: tuple[PendingScaleDown, ...] = ()
-    readiness_wait: ReadinessWait | None = None
+    readiness_wait: ReadinessWait | None = Field(
+        default=None,
+        description=(
+            "The wait for the pods of the revision being rolled out (or the first one) "
+            "that progressDeadlineSeconds bounds."
+        ),
+    )
     last_command: LastCommand | None = None
     reason: str | None = None
     message: str = ""

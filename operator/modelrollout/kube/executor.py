@@ -17,14 +17,14 @@ from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner
 from modelrollout.kube.manifests import revision_deployment
-from modelrollout.rollout.actions import (
+from modelrollout.rollout import (
     Action,
     DeleteRevision,
     EnsureRevision,
+    Observed,
     RouteService,
     ScaleRevision,
 )
-from modelrollout.rollout.observed import Observed
 from modelrollout.traffic.router import Router
 
 NOT_FOUND, CONFLICT = 404, 409

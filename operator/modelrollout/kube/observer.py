@@ -17,7 +17,7 @@ from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner
 from modelrollout.kube.pods import replica_failure, revision_pods
-from modelrollout.rollout.observed import (
+from modelrollout.rollout import (
     SERVICE_ROLES,
     Observed,
     PodCause,
