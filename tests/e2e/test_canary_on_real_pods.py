@@ -20,6 +20,7 @@ import threading
 import pytest
 
 from modelrollout.devenv.stack import Artifact, ServingStack
+from modelrollout.devenv.traffic import wait_until_routed
 from modelserver.loadgen import LoadConfig, Summary, run
 from support.clients import Predictions
 from support.kube import ClusterUnderTest
@@ -53,6 +54,7 @@ def test_a_better_model_on_real_pods_is_promoted_on_metrics_prometheus_scraped_f
     rollouts.wait_phase("wine", "Healthy", timeout=180)
     cluster_ip = rollouts.core.read_namespaced_service("wine", rollouts.namespace).spec.cluster_ip
     service = f"http://{cluster_ip}"
+    wait_until_routed(service)
     load: dict[str, Summary] = {}
     config = LoadConfig(
         urls=(service,), model="wine", rate=RATE, duration=LOAD_SECONDS, progress_interval=3600

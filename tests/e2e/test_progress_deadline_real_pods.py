@@ -19,6 +19,7 @@ import pytest
 
 from modelrollout.api import names as n
 from modelrollout.devenv.stack import Artifact, ServingStack
+from modelrollout.devenv.traffic import wait_until_routed
 from support.clients import Clients, Predictions
 from support.kube import ClusterUnderTest
 from support.realnode import http_get, python_pod
@@ -100,6 +101,7 @@ def test_a_model_server_that_refuses_its_artifact_is_rolled_back_at_its_deadline
     stable = rollouts.wait_phase("wine", "Healthy", timeout=180)["stableRevision"]
     cluster_ip = rollouts.core.read_namespaced_service("wine", rollouts.namespace).spec.cluster_ip
     url = f"http://{cluster_ip}/v2/models/wine/infer"
+    wait_until_routed(url)
     with (
         Predictions(url) as clients,
         sampled(lambda: rollouts.replicas("wine").get(stable, (0, 0))) as stable_sizes,

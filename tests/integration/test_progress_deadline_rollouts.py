@@ -103,7 +103,9 @@ def test_first_revision_that_cannot_be_scheduled_is_degraded_then_fixed_by_the_s
     rollouts: Rollouts,
 ) -> None:
     body = canary("first")
-    body["spec"]["template"]["spec"]["nodeSelector"] = NOWHERE["template"]["spec"]["nodeSelector"]
+    body["spec"]["template"]["spec"]["nodeSelector"].update(
+        NOWHERE["template"]["spec"]["nodeSelector"]
+    )
     rollouts.create(body)
     status = rollouts.wait_status(
         "first", "Degraded at the deadline", lambda s: s.get("phase") == "Degraded"
@@ -111,8 +113,10 @@ def test_first_revision_that_cannot_be_scheduled_is_degraded_then_fixed_by_the_s
     assert status["reason"] == "ProgressDeadlineExceeded"
     assert "no stable revision to roll back to" in status["message"]
     assert UNSCHEDULABLE in status["message"]
-    # A JSON merge patch with null removes the nodeSelector: a new revision, deployed.
-    rollouts.patch_spec("first", {"template": {"spec": {"nodeSelector": None}}})
+    # A JSON merge patch with null removes the key no node has (the one that keeps the
+    # pods on the simulated nodes stays): a new revision, deployed.
+    unselect = dict.fromkeys(NOWHERE["template"]["spec"]["nodeSelector"])
+    rollouts.patch_spec("first", {"template": {"spec": {"nodeSelector": unselect}}})
     status = rollouts.wait_phase("first", "Healthy")
     assert "readinessWait" not in status
     assert status["stableVersion"] == "1"

@@ -44,11 +44,16 @@ def sampled(probe: Callable[[], T], interval: float = 0.2) -> Iterator[list[T]]:
     for asserting what never happened (a selector that never named a revision, a
     Deployment that never shrank)."""
     values: list[T] = []
+    failures: list[BaseException] = []
     done = threading.Event()
 
     def poll() -> None:
         while not done.wait(interval):
-            values.append(probe())
+            try:
+                values.append(probe())
+            except Exception as error:  # the block's assertions would read a stale list
+                failures.append(error)
+                return
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
@@ -57,3 +62,5 @@ def sampled(probe: Callable[[], T], interval: float = 0.2) -> Iterator[list[T]]:
     finally:
         done.set()
         thread.join(timeout=10)
+    if failures:
+        raise AssertionError(f"sampling stopped: {failures[0]!r}") from failures[0]

@@ -28,12 +28,14 @@ import ipaddress
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from kubernetes import client
@@ -147,6 +149,25 @@ def service_url(
     return f"http://{address}:{ports[0].port}"
 
 
+def wait_until_routed(url: str, timeout: float = SERVICE_WAIT_SECONDS) -> None:
+    """Until a TCP connection to `url`'s ClusterIP and port succeeds: kube-proxy
+    programs a new Service a moment after the API server has it (and after its
+    endpoints are ready), and until then the node's namespace, which has no
+    default route, answers "network unreachable". A client that starts at once
+    would count that as the Service failing."""
+    parts = urlsplit(url)
+    address = (parts.hostname or "", parts.port or 80)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(address, timeout=2.0):
+                return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise TrafficError(f"{url}: not routed after {timeout:.0f} s: {error}") from error
+            time.sleep(0.2)
+
+
 class Traffic:
     """Sends `rate` requests per second to `service` in `namespace` until stopped
     (or for `duration` seconds)."""
@@ -194,6 +215,7 @@ class Traffic:
         self._url = service_url(
             self._core, self.namespace, self.service, self.allowed, self.service_wait
         )
+        wait_until_routed(self._url, self.service_wait)
         self._thread = threading.Thread(target=self._request_loop, name="traffic", daemon=True)
         self._thread.start()
 
