@@ -8,7 +8,6 @@ from modelrollout.api.command import Command, CommandAction, command_id_of, pars
 from modelrollout.api.durations import DURATION_PATTERN, format_seconds, parse_duration
 from modelrollout.api.errors import SpecError
 from modelrollout.api.parsing import (
-    dump_spec,
     dump_status,
     merge_patch,
     parse_object,
@@ -74,7 +73,6 @@ __all__ = [
     "Verdict",
     "WebhookNotification",
     "command_id_of",
-    "dump_spec",
     "dump_status",
     "format_seconds",
     "merge_patch",

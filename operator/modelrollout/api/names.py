@@ -13,7 +13,6 @@ VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
 KIND: Final = "ModelDeployment"
 PLURAL: Final = "modeldeployments"
-SINGULAR: Final = "modeldeployment"
 SHORT_NAMES: Final = ("md", "mdep")
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 

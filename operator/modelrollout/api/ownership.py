@@ -8,6 +8,9 @@ from typing import Any
 
 from modelrollout.api import names as n
 
+# (namespace, name): what the handlers key each object's state by.
+ObjectKey = tuple[str, str]
+
 
 @dataclass(frozen=True)
 class Owner:

@@ -9,6 +9,7 @@ from a file (the CLI, the tests) is judged the same way.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -23,6 +24,8 @@ MAX_QUERY_LENGTH = 4096
 MAX_HISTORY_LIMIT = 50
 MAX_PROGRESS_DEADLINE_SECONDS = 86400
 
+# A variable in a metric query: `{{ name }}`, spaces allowed inside the braces.
+QUERY_VARIABLE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 # Variables a metric query may use as {{ name }} (DESIGN.md section 3).
 QUERY_VARIABLES = frozenset(
     {

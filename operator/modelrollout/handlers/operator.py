@@ -21,10 +21,11 @@ from kubernetes import client, config
 from prometheus_client import CollectorRegistry
 
 from modelrollout.api import names as n
+from modelrollout.api.ownership import ObjectKey
 from modelrollout.handlers.peering import PeeringLookup, lookup_peering, peering_mode
 from modelrollout.handlers.reconcile import Outcome, reconcile
 from modelrollout.handlers.telemetry import Telemetry
-from modelrollout.handlers.wakeups import ObjectKey, Wakeups
+from modelrollout.handlers.wakeups import Wakeups
 from modelrollout.settings import OperatorSettings
 
 _log = logging.getLogger("modelrollout.operator")

@@ -35,13 +35,12 @@ from typing import TYPE_CHECKING, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from modelrollout.api.ownership import ObjectKey
 from modelrollout.api.status import HoldReason
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus
     from modelrollout.rollout import Event, MetricVerdict
-
-ObjectKey = tuple[str, str]
 
 # Event reasons of the decision core (modelrollout.rollout.transitions).
 STARTED = "RolloutStarted"

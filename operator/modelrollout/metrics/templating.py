@@ -18,9 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from modelrollout.api.spec import QUERY_VARIABLES
-
-_VARIABLE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+from modelrollout.api.spec import QUERY_VARIABLE, QUERY_VARIABLES
 
 Side = Literal["canary", "stable"]
 
@@ -68,7 +66,7 @@ def render(query: str, values: Mapping[str, str]) -> str:
             raise TemplateError(f"unknown variable {{{{ {name} }}}} in query")
         return values[name].replace("\\", "\\\\").replace('"', '\\"')
 
-    return _VARIABLE.sub(substitute, query)
+    return QUERY_VARIABLE.sub(substitute, query)
 
 
 def promql_duration(seconds: float) -> str:

@@ -146,7 +146,7 @@ def judge(
                 "fail",
                 "AnalysisFailed",
                 f"{name} failed {result.failures} time(s), more than failureLimit "
-                f"{analysis.failure_limit}" + _detail(result),
+                f"{analysis.failure_limit}" + detail(result),
                 name,
                 result.value,
                 result.threshold,
@@ -167,7 +167,7 @@ def judge(
             return Judgement(
                 "hold",
                 "AnalysisInconclusive",
-                f"{name} is inconclusive{_detail(result)}; `promote` to go on, `abort` to stop",
+                f"{name} is inconclusive{detail(result)}; `promote` to go on, `abort` to stop",
                 name,
             )
         if result.verdict == "error":
@@ -217,7 +217,8 @@ def judge(
     return PASS
 
 
-def _detail(result: MetricAnalysis) -> str:
+def detail(result: MetricAnalysis) -> str:
+    """ " (value 0.3, threshold max 0.05)" for messages; empty when neither is known."""
     parts = []
     if result.value is not None:
         parts.append(f"value {result.value:g}")

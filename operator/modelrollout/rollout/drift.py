@@ -52,7 +52,7 @@ def watch(ctx: Context, status: ModelDeploymentStatus) -> Transition | None:
         name, result = next(iter(breaches.items()))
         message = (
             f"{name} failed {result.consecutive_failures} time(s) in a row on stable revision "
-            f"{stable} (version {version}){_detail(result)}"
+            f"{stable} (version {version}){analysis.detail(result)}"
         )
         drift = DriftRecord(
             revision=stable,
@@ -95,12 +95,3 @@ def _breaches(
         ):
             found[metric.name] = result
     return found
-
-
-def _detail(result: MetricAnalysis) -> str:
-    parts = []
-    if result.value is not None:
-        parts.append(f"value {result.value:g}")
-    if result.threshold:
-        parts.append(f"threshold {result.threshold}")
-    return f" ({', '.join(parts)})" if parts else ""
