@@ -16,14 +16,14 @@ from modelrollout.api import (
 from modelrollout.api import names as n
 from modelrollout.rollout import PodsObservation
 from modelrollout.rollout import progress as deadline
-from modelrollout.rollout.bluegreen import (
+from modelrollout.rollout.clock import stamp
+from modelrollout.rollout.stages import (
     PREVIEW_STARTING,
     PREVIEWING,
     SCALING_UP,
     VERIFIED,
     VERIFYING,
 )
-from modelrollout.rollout.clock import stamp
 
 TERMINAL_PHASES = ("Healthy", "Degraded")
 

@@ -16,9 +16,9 @@ counts decide:
   never a pass: a step still needs at least one check that passed on real data.
 - pass: otherwise, and always when the spec configures no analysis.
 
-dryRun metrics are counted and shown but never decide. After a blue/green switch
-compareTo metrics are left out (`comparisons=False`): the stable revision no
-longer has the traffic to compare with.
+dryRun metrics are counted and shown but never decide. Which checks apply (and
+so are measured, counted and judged) is measurement.py's one rule: the callers
+pass its Scope's names in.
 """
 
 from __future__ import annotations
@@ -52,34 +52,21 @@ class Judgement:
 PASS = Judgement("pass")
 
 
-def checks(
-    analysis: Analysis | None, *, gating_only: bool, comparisons: bool = True
-) -> tuple[str, ...]:
-    if analysis is None:
-        return ()
-    names = [
-        m.name
-        for m in analysis.metrics
-        if not (gating_only and m.dry_run) and (comparisons or m.compare_to is None)
-    ]
-    if analysis.webhook is not None:
-        names.append(WEBHOOK_CHECK)
-    return tuple(names)
-
-
 def record(
     analysis: Analysis | None,
     status: ModelDeploymentStatus,
     verdicts: Mapping[str, MetricVerdict],
     revision: str | None,
+    checks: tuple[str, ...],
 ) -> ModelDeploymentStatus:
-    """Count measurements of `revision` not counted yet (newer than the last one,
-    taken during this rollout); returns `status` itself when there is nothing new."""
+    """Count measurements of `checks` of `revision` not counted yet (newer than the
+    last one, taken during this rollout); returns `status` itself when there is
+    nothing new."""
     if analysis is None:
         return status
     since = status.rollout_started_at
     updated = dict(status.analysis)
-    for name in checks(analysis, gating_only=False):
+    for name in checks:
         verdict = verdicts.get(name)
         if verdict is None or (since is not None and verdict.measured_at < since):
             continue
@@ -129,13 +116,11 @@ def judge(
     analysis: Analysis | None,
     status: ModelDeploymentStatus,
     step_started_at: datetime | None,
-    *,
-    comparisons: bool = True,
+    gating: tuple[str, ...],
 ) -> Judgement:
     if analysis is None or not analysis.configured:
         return PASS
-    gating = checks(analysis, gating_only=True, comparisons=comparisons)
-    if not gating:  # only dryRun metrics: nothing decides
+    if not gating:  # only dryRun metrics, or nothing measured (an undo): nothing decides
         return PASS
     results = {name: status.analysis.get(name) for name in gating}
     for name, result in results.items():
@@ -227,11 +212,8 @@ def detail(result: MetricAnalysis) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def summary(
-    analysis: Analysis | None, status: ModelDeploymentStatus, *, comparisons: bool = True
-) -> str:
-    """ "analysis 3/3 passing" for status messages; empty without analysis."""
-    gating = checks(analysis, gating_only=True, comparisons=comparisons)
+def summary(status: ModelDeploymentStatus, gating: tuple[str, ...]) -> str:
+    """ "analysis 3/3 passing" for status messages; empty without gating checks."""
     if not gating:
         return ""
     passing = sum(

@@ -23,36 +23,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import analysis, clock, gating, transitions
+from modelrollout.rollout import analysis, clock, gating, measurement, transitions
 from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
+from modelrollout.rollout.stages import (
+    PREVIEW_STARTING,
+    PREVIEWING,
+    SCALING_UP,
+    VERIFIED,
+    VERIFYING,
+)
 
 if TYPE_CHECKING:
-    from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus, Phase
+    from modelrollout.api import ModelDeploymentStatus, Phase
     from modelrollout.rollout.context import Context
     from modelrollout.rollout.outcome import StageResult
 
-PREVIEW_STARTING = 0
-PREVIEWING = 1
-SCALING_UP = 2
-VERIFYING = 3
-VERIFIED = 4
-
-
-def switched(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> bool:
-    """True while a blue/green rollout verifies its revision after the switch."""
-    return (
-        spec.strategy.blue_green is not None
-        and status.rollout_in_flight
-        and (status.current_step or 0) >= VERIFYING
-    )
-
 
 def _verifies(ctx: Context, status: ModelDeploymentStatus) -> bool:
-    """Whether anything is measured after the switch (see the module docstring)."""
-    return status.rollout_source != "Undo" and bool(
-        analysis.checks(ctx.spec.analysis, gating_only=True, comparisons=False)
-    )
+    """Whether anything decides after the switch (see the module docstring)."""
+    after = measurement.scope(ctx.spec, status, after_switch=True)
+    return after is not None and bool(after.gating)
 
 
 def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
@@ -65,7 +56,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     green_wanted = ctx.replicas if step >= SCALING_UP else strategy.preview_replicas
     available = ctx.observed.available(green)
     progress = f"revision {green} (version {status.canary_version})"
-    summary = analysis.summary(ctx.spec.analysis, status, comparisons=not live)
+    summary = analysis.summary(status, gating.gating_checks(ctx, status))
     if summary:
         progress = f"{progress}, {summary}"
     delay = float(strategy.scale_down_delay_seconds)
@@ -95,7 +86,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             weight=100 if main == green else 0,
         )
 
-    judgement, interruption = gating.judge_step(ctx, status, green_wanted, comparisons=not live)
+    judgement, interruption = gating.judge_step(ctx, status, green_wanted)
     if isinstance(interruption, gating.Halt):
         return settle(
             interruption.phase,

@@ -54,7 +54,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         if promoting
         else f"step {index + 1}/{len(steps)}: weight {weight}%"
     )
-    summary = analysis.summary(ctx.spec.analysis, status)
+    summary = analysis.summary(status, gating.gating_checks(ctx, status))
     if summary:
         progress = f"{progress}, {summary}"
 

@@ -19,7 +19,7 @@ from modelrollout.api import (
     parse_command,
     spec_revision,
 )
-from modelrollout.rollout import bluegreen, history, transitions
+from modelrollout.rollout import history, stages, transitions
 from modelrollout.rollout.outcome import Event
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def _final_step(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> boo
     step = status.current_step or 0
     if spec.strategy.canary is not None:
         return step >= len(spec.strategy.canary.steps)
-    return step in (bluegreen.SCALING_UP, bluegreen.VERIFIED)
+    return step in (stages.SCALING_UP, stages.VERIFIED)
 
 
 def _undo_rejection(status: ModelDeploymentStatus, number: int | None) -> str | None:
@@ -181,11 +181,11 @@ def _promoted(ctx: Context, status: ModelDeploymentStatus, *, full: bool) -> dic
     if ctx.spec.strategy.canary is not None:
         last = len(ctx.spec.strategy.canary.steps)
         next_step = last if full else min(step + 1, last)
-    elif step >= bluegreen.VERIFYING:
-        next_step = bluegreen.VERIFIED  # ends the verification after the switch
+    elif step >= stages.VERIFYING:
+        next_step = stages.VERIFIED  # ends the verification after the switch
     else:
         # Even with --full, the switch waits for the new revision at full size.
-        next_step = bluegreen.SCALING_UP
+        next_step = stages.SCALING_UP
     analysis = {
         # Counts restart from zero (promote overrides a failure or a hold), but the
         # last measurement stays known so it is not counted again.
@@ -219,7 +219,7 @@ def _undo(ctx: Context, status: ModelDeploymentStatus, command: Command) -> Mode
     final_step = (
         len(ctx.spec.strategy.canary.steps)
         if ctx.spec.strategy.canary is not None
-        else bluegreen.SCALING_UP
+        else stages.SCALING_UP
     )
     hold = (
         None

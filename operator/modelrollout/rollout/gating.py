@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import analysis, progress, transitions
+from modelrollout.rollout import analysis, measurement, progress, transitions
 from modelrollout.rollout.clock import stamp
 from modelrollout.rollout.outcome import Reason, Transition
 
@@ -52,7 +52,7 @@ class Halt:
 
 
 def judge_step(
-    ctx: Context, status: ModelDeploymentStatus, wanted: int, *, comparisons: bool = True
+    ctx: Context, status: ModelDeploymentStatus, wanted: int
 ) -> tuple[Judgement, Transition | Halt | None]:
     """The current step's analysis judgement, and what interrupts the step: a
     rollback or a status change to plan again from (a Transition), a Halt, or
@@ -62,13 +62,8 @@ def judge_step(
     fewer for longer than spec.progressDeadlineSeconds stops the rollout like a
     failed analysis does (see progress.py).
     """
-    undoing = status.rollout_source == "Undo"
-    judgement = (
-        analysis.PASS
-        if undoing
-        else analysis.judge(
-            ctx.spec.analysis, status, status.step_started_at, comparisons=comparisons
-        )
+    judgement = analysis.judge(
+        ctx.spec.analysis, status, status.step_started_at, gating_checks(ctx, status)
     )
     if judgement.outcome == "fail":
         failure = on_failure(ctx, status, judgement)
@@ -110,6 +105,12 @@ def _deadline_exceeded(
         f"{exceeded.message}; rollback.automatic is off: traffic stays on stable; {choices}",
         to_stable=True,
     )
+
+
+def gating_checks(ctx: Context, status: ModelDeploymentStatus) -> tuple[str, ...]:
+    """The checks that decide the rollout's current step (see measurement.py)."""
+    scope = measurement.scope(ctx.spec, status)
+    return scope.gating if scope is not None else ()
 
 
 def deadline(started: datetime | None, seconds: float, now: datetime) -> datetime:

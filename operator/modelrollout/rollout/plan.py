@@ -21,6 +21,7 @@ from modelrollout.rollout import (
     commands,
     drift,
     gating,
+    measurement,
     steady,
     transitions,
 )
@@ -101,8 +102,13 @@ def _stage(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             return transitions.supersede(ctx, status)
         if ctx.replicas == 0:
             return transitions.promote(ctx, status)  # no pods, nothing to verify
+        applies = measurement.scope(ctx.spec, status)
         recorded = analysis.record(
-            ctx.spec.analysis, status, ctx.observed.verdicts, status.canary_revision
+            ctx.spec.analysis,
+            status,
+            ctx.observed.verdicts,
+            status.canary_revision,
+            applies.checks if applies else (),
         )
         if recorded is not status:
             return Transition(recorded)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import clock, transitions
-from modelrollout.rollout import drift as drift_watch
+from modelrollout.rollout import clock, measurement, transitions
 from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.observed import SERVICE_ROLES
 from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
@@ -109,7 +108,7 @@ def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
             Reason("Available", f"revision {stable} (version {version}): {counts}"),
         )
     # While Healthy the drift watch measures the stable revision every interval.
-    watching = phase == "Healthy" and bool(drift_watch.watched(ctx.spec.analysis))
+    watching = measurement.watches_drift(ctx.spec, phase)
     return Settled(
         replicas={stable: ctx.replicas},
         routes=dict.fromkeys(SERVICE_ROLES, stable),
