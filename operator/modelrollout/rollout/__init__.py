@@ -24,7 +24,7 @@ from modelrollout.rollout.observed import (
     RevisionObservation,
     ServiceRole,
 )
-from modelrollout.rollout.outcome import Event, Plan, Reason
+from modelrollout.rollout.outcome import Event, Explanation, Plan
 from modelrollout.rollout.plan import invalid_spec, plan
 from modelrollout.rollout.validation import spec_problems
 
@@ -35,12 +35,12 @@ __all__ = [
     "DeleteRevision",
     "EnsureRevision",
     "Event",
+    "Explanation",
     "MetricVerdict",
     "Observed",
     "Plan",
     "PodCause",
     "PodsObservation",
-    "Reason",
     "RevisionObservation",
     "RouteService",
     "ScaleRevision",

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from modelrollout.api import MetricAnalysis
+from modelrollout.api.reasons import Reason
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -42,11 +43,17 @@ WEBHOOK_CHECK = "webhook"
 @dataclass(frozen=True)
 class Judgement:
     outcome: Literal["pass", "pending", "hold", "fail"]
-    reason: str = ""
+    reason: Reason | None = None
     message: str = ""
     check: str | None = None
     value: float | None = None
     threshold: str | None = None
+
+    @property
+    def required_reason(self) -> Reason:
+        """The reason of a judgement other than a pass (which gives none)."""
+        assert self.reason is not None, f"a {self.outcome} judgement without a reason"
+        return self.reason
 
 
 PASS = Judgement("pass")
@@ -129,7 +136,7 @@ def judge(
         if result.failures > analysis.failure_limit:
             return Judgement(
                 "fail",
-                "AnalysisFailed",
+                Reason.ANALYSIS_FAILED,
                 f"{name} failed {result.failures} time(s), more than failureLimit "
                 f"{analysis.failure_limit}" + detail(result),
                 name,
@@ -139,7 +146,7 @@ def judge(
         if result.consecutive_errors > analysis.consecutive_error_limit:
             return Judgement(
                 "fail",
-                "AnalysisError",
+                Reason.ANALYSIS_ERROR,
                 f"{name} could not be measured {result.consecutive_errors} times in a row, "
                 f"more than consecutiveErrorLimit {analysis.consecutive_error_limit}"
                 + (f": {result.message}" if result.message else ""),
@@ -151,7 +158,7 @@ def judge(
         if result.verdict == "inconclusive":
             return Judgement(
                 "hold",
-                "AnalysisInconclusive",
+                Reason.ANALYSIS_INCONCLUSIVE,
                 f"{name} is inconclusive{detail(result)}; `promote` to go on, `abort` to stop",
                 name,
             )
@@ -159,7 +166,7 @@ def judge(
             # Within consecutiveErrorLimit: wait for Prometheus rather than judge blind.
             return Judgement(
                 "hold",
-                "AnalysisUnavailable",
+                Reason.ANALYSIS_UNAVAILABLE,
                 f"{name} could not be measured ({result.consecutive_errors} in a row, "
                 f"consecutiveErrorLimit {analysis.consecutive_error_limit})"
                 + (f": {result.message}" if result.message else "")
@@ -169,7 +176,7 @@ def judge(
         if result.verdict == "nodata" and analysis.on_no_data == "Pause":
             return Judgement(
                 "hold",
-                "AnalysisNoData",
+                Reason.ANALYSIS_NO_DATA,
                 f"{name} has no data (onNoData: Pause); check that the canary gets traffic, "
                 "or `promote` to go on",
                 name,
@@ -190,12 +197,12 @@ def judge(
     waiting = [name for name in results if name not in passed and name not in ignored]
     if waiting:
         return Judgement(
-            "pending", "WaitingForAnalysis", f"waiting for a passing {', '.join(waiting)}"
+            "pending", Reason.WAITING_FOR_ANALYSIS, f"waiting for a passing {', '.join(waiting)}"
         )
     if not passed:
         return Judgement(
             "pending",
-            "WaitingForAnalysis",
+            Reason.WAITING_FOR_ANALYSIS,
             f"waiting for data: {', '.join(ignored)} had none (onNoData: Ignore skips a "
             "check without data, but a step needs at least one check passing on real data)",
         )

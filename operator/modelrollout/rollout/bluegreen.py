@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from modelrollout.api.reasons import Reason
 from modelrollout.rollout import analysis, clock, gating, measurement, transitions
 from modelrollout.rollout import progress as deadline
-from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
+from modelrollout.rollout.outcome import Event, Explanation, Settled, Transition
 from modelrollout.rollout.stages import (
     PREVIEW_STARTING,
     PREVIEWING,
@@ -63,7 +64,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
 
     def settle(
         phase: Phase,
-        reason: str,
+        reason: Reason,
         detail: str,
         requeue: float | None = None,
         *,
@@ -79,7 +80,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             replicas={green: green_wanted, blue: ctx.replicas},
             routes={"main": main, "canary": green, "preview": green},
             phase=phase,
-            reason=Reason(reason, f"{progress}: {detail}{deadline.note(ctx, status, green)}"),
+            reason=Explanation(reason, f"{progress}: {detail}{deadline.note(ctx, status, green)}"),
             requeue_after=gating.earliest(
                 requeue, ctx.analysis_interval, deadline.requeue(ctx, status, green)
             ),
@@ -101,31 +102,31 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         if available >= green_wanted:
             return Transition(
                 status.model_copy(update={"current_step": PREVIEWING, "step_started_at": ctx.now}),
-                (Event("PreviewReady", f"{progress}: preview ready"),),
+                (Event(Reason.PREVIEW_READY, f"{progress}: preview ready"),),
             )
         return settle(
             "Progressing",
-            "PreviewStarting",
+            Reason.PREVIEW_STARTING,
             f"{available}/{green_wanted} preview replicas available",
         )
     if step == PREVIEWING:
         wait = strategy.auto_promotion_seconds
         if wait is None:
             return settle(
-                "Paused", "AwaitingPromotion", "preview ready; `promote` to switch traffic"
+                "Paused", Reason.AWAITING_PROMOTION, "preview ready; `promote` to switch traffic"
             )
         ends = gating.deadline(status.step_started_at, wait, ctx.now)
         if ctx.now < ends:
             return settle(
                 "Progressing",
-                "Previewing",
+                Reason.PREVIEWING,
                 f"previewing; switching at {clock.stamp(ends)}",
                 (ends - ctx.now).total_seconds(),
             )
         if judgement.outcome == "hold":
-            return settle("Paused", judgement.reason, judgement.message)
+            return settle("Paused", judgement.required_reason, judgement.message)
         if judgement.outcome == "pending":
-            return settle("Progressing", judgement.reason, judgement.message)
+            return settle("Progressing", judgement.required_reason, judgement.message)
         return Transition(
             status.model_copy(update={"current_step": SCALING_UP, "step_started_at": ctx.now}),
         )
@@ -133,7 +134,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         if available < ctx.replicas:
             return settle(
                 "Progressing",
-                "ScalingUp",
+                Reason.SCALING_UP,
                 f"{available}/{ctx.replicas} replicas available before the switch",
             )
         if not _verifies(ctx, status):
@@ -142,7 +143,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             status.model_copy(update={"current_step": VERIFYING, "step_started_at": ctx.now}),
             (
                 Event(
-                    "Switched",
+                    Reason.SWITCHED,
                     f"{progress}: serves all traffic; revision {blue} stays up "
                     "while the switch is verified",
                 ),
@@ -154,13 +155,13 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     if ctx.now < ends:
         return settle(
             "Progressing",
-            "Verifying",
+            Reason.VERIFYING,
             f"switched; verifying on all traffic until {clock.stamp(ends)}, "
             f"revision {blue} stays up until then",
             (ends - ctx.now).total_seconds(),
         )
     if judgement.outcome == "hold":
-        return settle("Paused", judgement.reason, judgement.message)
+        return settle("Paused", judgement.required_reason, judgement.message)
     if judgement.outcome == "pending":
-        return settle("Progressing", judgement.reason, f"switched; {judgement.message}")
+        return settle("Progressing", judgement.required_reason, f"switched; {judgement.message}")
     return transitions.promote(ctx, status)

@@ -19,6 +19,7 @@ from modelrollout.api import (
     parse_command,
     spec_revision,
 )
+from modelrollout.api.reasons import Reason, hold_reason
 from modelrollout.rollout import history, stages, transitions
 from modelrollout.rollout.outcome import Event
 
@@ -37,7 +38,7 @@ def command_rejection(
     match command.action:
         case "promote":
             if not in_flight:
-                if status.hold is not None and status.hold.reason != "Undone":
+                if status.hold is not None and Reason(status.hold.reason) != Reason.UNDONE:
                     return (
                         f"nothing to promote: revision {status.hold.revision} is held back "
                         f"({status.hold.reason}); use `retry` to roll it out again"
@@ -151,7 +152,7 @@ def _apply(
             return status.model_copy(update=_promoted(ctx, status, full=command.full)), ()
         case "abort":
             transition = transitions.roll_back(
-                ctx, status, reason="Aborted", message="aborted by `abort`"
+                ctx, status, reason=Reason.ABORTED, message="aborted by `abort`"
             )
             return transition.status, transition.events
         case "pause":
@@ -226,7 +227,7 @@ def _undo(ctx: Context, status: ModelDeploymentStatus, command: Command) -> Mode
         if entry.revision == ctx.target
         else Hold(
             revision=ctx.target,
-            reason="Undone",
+            reason=hold_reason(Reason.UNDONE),
             message=f"undo to revision {entry.number}",
             since=ctx.now,
         )
@@ -258,7 +259,7 @@ def _record(
     message = rejection or f"{action} applied"
     last = LastCommand(id=command_id, action=action, result=result, message=message, at=ctx.now)
     event = Event(
-        f"Command{result}",
+        Reason.COMMAND_REJECTED if rejection else Reason.COMMAND_APPLIED,
         f"{action}: {message}",
         "Warning" if rejection else "Normal",
     )

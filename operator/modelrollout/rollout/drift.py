@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelrollout.api import DriftRecord
+from modelrollout.api.reasons import Reason
 from modelrollout.rollout import analysis, measurement
 from modelrollout.rollout.outcome import Event, Transition
 
@@ -58,12 +59,12 @@ def watch(ctx: Context, status: ModelDeploymentStatus) -> Transition | None:
             message=message,
             since=ctx.now,
         )
-        events = (Event("Drifted", f"{message}; no rollout is started", "Warning"),)
+        events = (Event(Reason.DRIFTED, f"{message}; no rollout is started", "Warning"),)
     elif not breaches and current is not None:
         drift = None
         events = (
             Event(
-                "DriftRecovered",
+                Reason.DRIFT_RECOVERED,
                 f"stable revision {stable} (version {version}): {current.metric} "
                 "is within bounds again",
             ),

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from modelrollout.api.reasons import Reason
 from modelrollout.rollout import analysis, measurement, progress, transitions
 from modelrollout.rollout.clock import stamp
-from modelrollout.rollout.outcome import Reason, Transition
+from modelrollout.rollout.outcome import Explanation, Transition
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -21,14 +22,14 @@ if TYPE_CHECKING:
 
 def on_failure(
     ctx: Context, status: ModelDeploymentStatus, judgement: Judgement
-) -> Transition | Reason:
+) -> Transition | Explanation:
     """Roll back when rollback.automatic, else the Degraded reason to hold with."""
     if ctx.spec.rollback.automatic:
         return transitions.roll_back(
-            ctx, status, reason="RolledBack", message=judgement.message, judgement=judgement
+            ctx, status, reason=Reason.ROLLED_BACK, message=judgement.message, judgement=judgement
         )
-    return Reason(
-        judgement.reason,
+    return Explanation(
+        judgement.required_reason,
         f"{judgement.message}; rollback.automatic is off: `abort` to roll back "
         "or `promote` to go on",
     )
@@ -46,7 +47,7 @@ class Halt:
     """
 
     phase: Phase
-    reason: str
+    reason: Reason
     message: str
     to_stable: bool = False
 
@@ -67,7 +68,7 @@ def judge_step(
     )
     if judgement.outcome == "fail":
         failure = on_failure(ctx, status, judgement)
-        if isinstance(failure, Reason):
+        if isinstance(failure, Explanation):
             return judgement, Halt("Degraded", failure.reason, failure.message)
         return judgement, failure
     revision = status.canary_revision
@@ -79,7 +80,7 @@ def judge_step(
         return judgement, _deadline_exceeded(ctx, status, waited)
     if status.paused_at is not None:
         return judgement, Halt(
-            "Paused", "PausedByUser", f"paused since {stamp(status.paused_at)}; `resume`"
+            "Paused", Reason.PAUSED_BY_USER, f"paused since {stamp(status.paused_at)}; `resume`"
         )
     return judgement, None
 
@@ -90,7 +91,9 @@ def _deadline_exceeded(
     """Roll back when rollback.automatic, else hold Degraded (latched in status),
     traffic on stable, until `abort`, `promote` or a new spec."""
     if ctx.spec.rollback.automatic:
-        return transitions.roll_back(ctx, status, reason=progress.REASON, message=exceeded.message)
+        return transitions.roll_back(
+            ctx, status, reason=Reason.PROGRESS_DEADLINE_EXCEEDED, message=exceeded.message
+        )
     latched = progress.latch(ctx, status, exceeded)
     if latched is not None:
         return latched
@@ -101,7 +104,7 @@ def _deadline_exceeded(
     )
     return Halt(
         "Degraded",
-        progress.REASON,
+        Reason.PROGRESS_DEADLINE_EXCEEDED,
         f"{exceeded.message}; rollback.automatic is off: traffic stays on stable; {choices}",
         to_stable=True,
     )

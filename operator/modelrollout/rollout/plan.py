@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelrollout.api import spec_revision
+from modelrollout.api.reasons import Reason
 from modelrollout.api.spec import MAX_STEPS
 from modelrollout.rollout import (
     analysis,
@@ -34,7 +35,7 @@ from modelrollout.rollout.actions import (
 )
 from modelrollout.rollout.conditions import conditions_for
 from modelrollout.rollout.context import Context
-from modelrollout.rollout.outcome import Event, Plan, Reason, Settled, Transition
+from modelrollout.rollout.outcome import Event, Explanation, Plan, Settled, Transition
 from modelrollout.rollout.validation import spec_problems
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def _undo_lost(status: ModelDeploymentStatus) -> Transition:
         status.model_copy(
             update={**idle, "step_started_at": None, "paused_at": None, "rollout_source": None}
         ),
-        (Event("UndoFailed", f"undo stopped: Deployment of {revision} is gone", "Warning"),),
+        (Event(Reason.UNDO_FAILED, f"undo stopped: Deployment of {revision} is gone", "Warning"),),
     )
 
 
@@ -226,7 +227,7 @@ def _actions(
 def _invalid(
     problems: list[str], status: ModelDeploymentStatus, generation: int, now: datetime
 ) -> Plan:
-    reason = Reason("InvalidSpec", "; ".join(problems))
+    reason = Explanation(Reason.INVALID_SPEC, "; ".join(problems))
     new_status = status.model_copy(
         update={
             "phase": "Degraded",

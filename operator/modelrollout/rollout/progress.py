@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from modelrollout.api import ReadinessWait, format_seconds
 from modelrollout.rollout.clock import stamp
@@ -29,12 +29,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
-    from modelrollout.api.status import HoldReason
     from modelrollout.rollout.context import Context
-
-# The reason (status.reason, conditions, the Event, lastRollback.reason and the
-# hold's reason after an automatic rollback): one of api.status.HoldReason.
-REASON: Final[HoldReason] = "ProgressDeadlineExceeded"
 
 
 @dataclass(frozen=True)

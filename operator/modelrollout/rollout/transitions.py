@@ -10,12 +10,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from modelrollout.api import Hold, PendingScaleDown, RollbackRecord
+from modelrollout.api.reasons import Reason, hold_reason
 from modelrollout.rollout import history
 from modelrollout.rollout.outcome import Event, Transition
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus
-    from modelrollout.api.status import HoldReason, RolloutSource
+    from modelrollout.api.status import RolloutSource
     from modelrollout.rollout.analysis import Judgement
     from modelrollout.rollout.context import Context
 
@@ -70,7 +71,7 @@ def start(ctx: Context, status: ModelDeploymentStatus) -> Transition:
         ),
         (
             Event(
-                "RolloutStarted",
+                Reason.ROLLOUT_STARTED,
                 f"rolling out revision {ctx.target} (version {version}) "
                 f"to replace {status.stable_revision} (version {status.stable_version})",
             ),
@@ -84,7 +85,7 @@ def supersede(ctx: Context, status: ModelDeploymentStatus) -> Transition:
         status.model_copy(update=_IDLE),
         (
             Event(
-                "RolloutSuperseded",
+                Reason.ROLLOUT_SUPERSEDED,
                 f"revision {status.canary_revision} (version {status.canary_version}) "
                 f"dropped: the spec now asks for revision {ctx.target} "
                 f"(version {ctx.spec.model.version})",
@@ -125,7 +126,12 @@ def promote(
     what = "undo completed" if source == "Undo" else "promoted"
     return Transition(
         promoted,
-        (Event("Promoted", f"revision {revision} (version {version}) {what}; serves all traffic"),),
+        (
+            Event(
+                Reason.PROMOTED,
+                f"revision {revision} (version {version}) {what}; serves all traffic",
+            ),
+        ),
     )
 
 
@@ -133,7 +139,7 @@ def roll_back(
     ctx: Context,
     status: ModelDeploymentStatus,
     *,
-    reason: HoldReason,
+    reason: Reason,
     message: str,
     judgement: Judgement | None = None,
 ) -> Transition:
@@ -146,7 +152,9 @@ def roll_back(
     assert revision is not None and version is not None, "roll back without a rollout"
     # An undo that is stopped holds the same spec revision it held before.
     held = status.hold if status.rollout_source == "Undo" else None
-    hold = held or Hold(revision=revision, reason=reason, message=message, since=ctx.now)
+    hold = held or Hold(
+        revision=revision, reason=hold_reason(reason), message=message, since=ctx.now
+    )
     record = RollbackRecord(
         revision=revision,
         version=version,
@@ -169,7 +177,7 @@ def forget_missing_stable(status: ModelDeploymentStatus) -> Transition:
         status.model_copy(update={**_IDLE, "stable_revision": None, "stable_version": None}),
         (
             Event(
-                "StableMissing",
+                Reason.STABLE_MISSING,
                 f"Deployment of stable revision {status.stable_revision} is gone; "
                 "deploying the spec's revision directly",
                 "Warning",
