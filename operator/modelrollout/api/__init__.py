@@ -30,6 +30,7 @@ from modelrollout.api.spec import (
     WebhookNotification,
 )
 from modelrollout.api.status import (
+    BlueGreenStage,
     Condition,
     DriftRecord,
     HistoryEntry,
@@ -41,12 +42,14 @@ from modelrollout.api.status import (
     Phase,
     ReadinessWait,
     RollbackRecord,
+    Timer,
     Verdict,
 )
 
 __all__ = [
     "DURATION_PATTERN",
     "Analysis",
+    "BlueGreenStage",
     "BlueGreenStrategy",
     "CanaryStep",
     "CanaryStrategy",
@@ -70,6 +73,7 @@ __all__ = [
     "RollbackRecord",
     "SpecError",
     "Strategy",
+    "Timer",
     "Verdict",
     "WebhookNotification",
     "command_id_of",

@@ -1,19 +1,20 @@
 """Blue/green: the new revision previewed, scaled to full, switched at once, then verified.
 
-status.currentStep during a blue/green rollout:
-  0  PREVIEW_STARTING  new revision at previewReplicas behind the preview Service
-  1  PREVIEWING        preview ready (stepStartedAt = when); autoPromotionSeconds
-                       or `promote` ends it, once analysis passes
-  2  SCALING_UP        new revision scaled to `replicas`; when available, the main
-                       Service's selector switches to it
-  3  VERIFYING         switched (stepStartedAt = when); with analysis, the new
-                       revision is measured on all the traffic while the old one
-                       stays up at full size. A failure sends traffic back to the
-                       old revision at once; the rollout completes once
-                       scaleDownDelaySeconds have passed and a measurement taken
-                       after the switch passed. compareTo metrics are not judged
-                       here: the stable revision no longer has traffic to compare.
-  4  VERIFIED          `promote` ended the verification early
+status.stage during a blue/green rollout (stages.py reads it, also from the
+number in currentStep that operators before status.stage wrote):
+  PreviewStarting  new revision at previewReplicas behind the preview Service
+  Previewing       preview ready (stepStartedAt = when); autoPromotionSeconds
+                   or `promote` ends it, once analysis passes
+  ScalingUp        new revision scaled to `replicas`; when available, the main
+                   Service's selector switches to it
+  Verifying        switched (stepStartedAt = when); with analysis, the new
+                   revision is measured on all the traffic while the old one
+                   stays up at full size. A failure sends traffic back to the
+                   old revision at once; the rollout completes once
+                   scaleDownDelaySeconds have passed and a measurement taken
+                   after the switch passed. compareTo metrics are not judged
+                   here: the stable revision no longer has traffic to compare.
+  Verified         `promote` ended the verification early
 Without analysis (or for an undo, which is not analysed) the rollout completes
 at the switch and the old revision keeps running for scaleDownDelaySeconds
 (status.pendingScaleDowns) so a rollback right after the switch finds it warm.
@@ -23,17 +24,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from modelrollout.api import BlueGreenStage
 from modelrollout.api.reasons import Reason
-from modelrollout.rollout import analysis, clock, gating, measurement, transitions
+from modelrollout.rollout import analysis, clock, gating, measurement, stages, transitions
 from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.outcome import Event, Explanation, Settled, Transition
-from modelrollout.rollout.stages import (
-    PREVIEW_STARTING,
-    PREVIEWING,
-    SCALING_UP,
-    VERIFIED,
-    VERIFYING,
-)
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus, Phase
@@ -52,9 +47,13 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     assert strategy is not None, "blue/green stage without a blueGreen strategy"
     green, blue = status.canary_revision, status.stable_revision
     assert green is not None and blue is not None, "blue/green stage without both revisions"
-    step = min(status.current_step or 0, VERIFIED)
-    live = step >= VERIFYING
-    green_wanted = ctx.replicas if step >= SCALING_UP else strategy.preview_replicas
+    step = stages.stage(status)
+    live = stages.at_least(status, BlueGreenStage.VERIFYING)
+    green_wanted = (
+        ctx.replicas
+        if stages.at_least(status, BlueGreenStage.SCALING_UP)
+        else strategy.preview_replicas
+    )
     available = ctx.observed.available(green)
     progress = f"revision {green} (version {status.canary_version})"
     summary = analysis.summary(status, gating.gating_checks(ctx, status))
@@ -98,10 +97,12 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     if interruption is not None:
         return interruption
 
-    if step == PREVIEW_STARTING:
+    if step == BlueGreenStage.PREVIEW_STARTING:
         if available >= green_wanted:
             return Transition(
-                status.model_copy(update={"current_step": PREVIEWING, "step_started_at": ctx.now}),
+                status.model_copy(
+                    update={**stages.enter(BlueGreenStage.PREVIEWING), "step_started_at": ctx.now}
+                ),
                 (Event(Reason.PREVIEW_READY, f"{progress}: preview ready"),),
             )
         return settle(
@@ -109,7 +110,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             Reason.PREVIEW_STARTING,
             f"{available}/{green_wanted} preview replicas available",
         )
-    if step == PREVIEWING:
+    if step == BlueGreenStage.PREVIEWING:
         wait = strategy.auto_promotion_seconds
         if wait is None:
             return settle(
@@ -128,9 +129,11 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         if judgement.outcome == "pending":
             return settle("Progressing", judgement.required_reason, judgement.message)
         return Transition(
-            status.model_copy(update={"current_step": SCALING_UP, "step_started_at": ctx.now}),
+            status.model_copy(
+                update={**stages.enter(BlueGreenStage.SCALING_UP), "step_started_at": ctx.now}
+            ),
         )
-    if step == SCALING_UP:
+    if step == BlueGreenStage.SCALING_UP:
         if available < ctx.replicas:
             return settle(
                 "Progressing",
@@ -140,7 +143,9 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         if not _verifies(ctx, status):
             return transitions.promote(ctx, status, scale_down_delay=delay)
         return Transition(
-            status.model_copy(update={"current_step": VERIFYING, "step_started_at": ctx.now}),
+            status.model_copy(
+                update={**stages.enter(BlueGreenStage.VERIFYING), "step_started_at": ctx.now}
+            ),
             (
                 Event(
                     Reason.SWITCHED,
@@ -149,7 +154,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
                 ),
             ),
         )
-    if step == VERIFIED:
+    if step == BlueGreenStage.VERIFIED:
         return transitions.promote(ctx, status)
     ends = gating.deadline(status.step_started_at, delay, ctx.now)
     if ctx.now < ends:

@@ -12,6 +12,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from modelrollout.api import (
+    BlueGreenStage,
     Hold,
     LastCommand,
     SpecError,
@@ -86,7 +87,7 @@ def _final_step(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> boo
     step = status.current_step or 0
     if spec.strategy.canary is not None:
         return step >= len(spec.strategy.canary.steps)
-    return step in (stages.SCALING_UP, stages.VERIFIED)
+    return stages.stage(status) in (BlueGreenStage.SCALING_UP, BlueGreenStage.VERIFIED)
 
 
 def _undo_rejection(status: ModelDeploymentStatus, number: int | None) -> str | None:
@@ -179,14 +180,16 @@ def _apply(
 
 def _promoted(ctx: Context, status: ModelDeploymentStatus, *, full: bool) -> dict[str, object]:
     step = status.current_step or 0
+    position: dict[str, object]
     if ctx.spec.strategy.canary is not None:
         last = len(ctx.spec.strategy.canary.steps)
-        next_step = last if full else min(step + 1, last)
-    elif step >= stages.VERIFYING:
-        next_step = stages.VERIFIED  # ends the verification after the switch
+        position = {"current_step": last if full else min(step + 1, last)}
+    elif stages.at_least(status, BlueGreenStage.VERIFYING):
+        # Ends the verification after the switch.
+        position = stages.enter(BlueGreenStage.VERIFIED)
     else:
         # Even with --full, the switch waits for the new revision at full size.
-        next_step = stages.SCALING_UP
+        position = stages.enter(BlueGreenStage.SCALING_UP)
     analysis = {
         # Counts restart from zero (promote overrides a failure or a hold), but the
         # last measurement stays known so it is not counted again.
@@ -204,7 +207,7 @@ def _promoted(ctx: Context, status: ModelDeploymentStatus, *, full: bool) -> dic
         for name, result in status.analysis.items()
     }
     return {
-        "current_step": next_step,
+        **position,
         "step_started_at": ctx.now,
         "paused_at": None,
         "analysis": analysis,
@@ -218,9 +221,9 @@ def _undo(ctx: Context, status: ModelDeploymentStatus, command: Command) -> Mode
     entry = _undo_entry(status, command)
     assert entry is not None, "undo applied without a target"
     final_step = (
-        len(ctx.spec.strategy.canary.steps)
+        {"current_step": len(ctx.spec.strategy.canary.steps)}
         if ctx.spec.strategy.canary is not None
-        else stages.SCALING_UP
+        else stages.enter(BlueGreenStage.SCALING_UP)
     )
     hold = (
         None
@@ -236,7 +239,7 @@ def _undo(ctx: Context, status: ModelDeploymentStatus, command: Command) -> Mode
         update={
             "canary_revision": entry.revision,
             "canary_version": entry.version,
-            "current_step": final_step,
+            **final_step,
             "step_started_at": ctx.now,
             "rollout_started_at": ctx.now,
             "paused_at": None,

@@ -23,6 +23,8 @@ from modelrollout.rollout import (
     drift,
     gating,
     measurement,
+    progress,
+    stages,
     steady,
     transitions,
 )
@@ -126,11 +128,9 @@ def _stage(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
 
 def _undo_lost(status: ModelDeploymentStatus) -> Transition:
     revision = status.canary_revision
-    idle = {"canary_revision": None, "canary_version": None, "current_step": None}
     return Transition(
-        status.model_copy(
-            update={**idle, "step_started_at": None, "paused_at": None, "rollout_source": None}
-        ),
+        # (The wait stays as it was: it names the lost revision, which nothing reads.)
+        status.model_copy(update={**transitions.IDLE, "readiness_wait": status.readiness_wait}),
         (Event(Reason.UNDO_FAILED, f"undo stopped: Deployment of {revision} is gone", "Warning"),),
     )
 
@@ -165,6 +165,10 @@ def _finish(
             "observed_generation": ctx.observed.generation,
             "canary_weight": settled.weight,
             "pending_scale_downs": tuple(pending),
+            # Written so that readers (the CLI) show them rather than recompute them.
+            "stage": stages.written_stage(ctx.spec, status),
+            "step_timer": stages.step_timer(ctx.spec, status),
+            "readiness_wait": progress.with_deadline(ctx.spec, status),
             "reason": settled.reason.reason,
             "message": settled.reason.message,
             "conditions": conditions_for(

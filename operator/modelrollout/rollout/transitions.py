@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from modelrollout.api import Hold, PendingScaleDown, RollbackRecord
+from modelrollout.api import BlueGreenStage, Hold, PendingScaleDown, RollbackRecord
 from modelrollout.api.reasons import Reason, hold_reason
-from modelrollout.rollout import history
+from modelrollout.rollout import history, stages
 from modelrollout.rollout.outcome import Event, Transition
 
 if TYPE_CHECKING:
@@ -20,11 +20,14 @@ if TYPE_CHECKING:
     from modelrollout.rollout.analysis import Judgement
     from modelrollout.rollout.context import Context
 
-_IDLE = {
+# The status fields of no rollout in flight.
+IDLE = {
     "canary_revision": None,
     "canary_version": None,
     "current_step": None,
+    "stage": None,
     "step_started_at": None,
+    "step_timer": None,
     "paused_at": None,
     "rollout_source": None,
     "readiness_wait": None,
@@ -60,7 +63,11 @@ def start(ctx: Context, status: ModelDeploymentStatus) -> Transition:
             update={
                 "canary_revision": ctx.target,
                 "canary_version": version,
-                "current_step": 0,
+                **(
+                    {"current_step": 0}
+                    if ctx.spec.strategy.canary is not None
+                    else stages.enter(BlueGreenStage.PREVIEW_STARTING)
+                ),
                 "step_started_at": ctx.now,
                 "paused_at": None,
                 "rollout_source": "Spec",
@@ -82,7 +89,7 @@ def start(ctx: Context, status: ModelDeploymentStatus) -> Transition:
 def supersede(ctx: Context, status: ModelDeploymentStatus) -> Transition:
     """A newer spec arrived mid-rollout: drop the in-flight revision."""
     return Transition(
-        status.model_copy(update=_IDLE),
+        status.model_copy(update=IDLE),
         (
             Event(
                 Reason.ROLLOUT_SUPERSEDED,
@@ -118,7 +125,7 @@ def promote(
         pending = tuple(p for p in pending if p.revision != revision)
     promoted = status.model_copy(
         update={
-            **_IDLE,
+            **IDLE,
             **serving(ctx, status, revision, version, source),
             "pending_scale_downs": pending,
         }
@@ -166,7 +173,7 @@ def roll_back(
         at=ctx.now,
     )
     return Transition(
-        status.model_copy(update={**_IDLE, "hold": hold, "last_rollback": record}),
+        status.model_copy(update={**IDLE, "hold": hold, "last_rollback": record}),
         (Event(reason, f"revision {revision} (version {version}): {message}", "Warning"),),
     )
 
@@ -174,7 +181,7 @@ def roll_back(
 def forget_missing_stable(status: ModelDeploymentStatus) -> Transition:
     """The stable Deployment was deleted behind our back: nothing to protect any more."""
     return Transition(
-        status.model_copy(update={**_IDLE, "stable_revision": None, "stable_version": None}),
+        status.model_copy(update={**IDLE, "stable_revision": None, "stable_version": None}),
         (
             Event(
                 Reason.STABLE_MISSING,
