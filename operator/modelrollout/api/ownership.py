@@ -12,6 +12,11 @@ from modelrollout.api import names as n
 ObjectKey = tuple[str, str]
 
 
+def owned_selector(md_name: str) -> str:
+    """The label selector of everything the operator made for `md_name`."""
+    return f"{n.LABEL_DEPLOYMENT}={md_name},{n.LABEL_MANAGED_BY}={n.MANAGER}"
+
+
 @dataclass(frozen=True)
 class Owner:
     """The ModelDeployment that owns what the builders make."""

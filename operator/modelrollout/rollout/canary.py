@@ -85,6 +85,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
                 requeue, ctx.analysis_interval, deadline.requeue(ctx, status, canary)
             ),
             weight=in_effect if main is None else 0,
+            split=((stable, 100 - weight), (canary, weight)),
         )
 
     judgement, interruption = gating.judge_step(ctx, status, wanted)

@@ -70,6 +70,8 @@ class Settled:
     requeue_after: float | None = None
     # The weight in effect, for status.canaryWeight.
     weight: int = 0
+    # The shares (revision, percent) wanted on a route that spans revisions (None).
+    split: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

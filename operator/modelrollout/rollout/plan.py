@@ -182,7 +182,7 @@ def _finish(
         }
     )
     return Plan(
-        actions=_actions(ctx, replicas, settled.routes),
+        actions=_actions(ctx, replicas, settled.routes, settled.split),
         new_status=new_status,
         reason=settled.reason,
         requeue_after=requeue,
@@ -192,7 +192,10 @@ def _finish(
 
 
 def _actions(
-    ctx: Context, replicas: Mapping[str, int], routes: Mapping[ServiceRole, str | None]
+    ctx: Context,
+    replicas: Mapping[str, int],
+    routes: Mapping[ServiceRole, str | None],
+    split: tuple[tuple[str, int], ...],
 ) -> tuple[Action, ...]:
     """Only what differs from the observed world, scale-ups before scale-downs."""
     observed = ctx.observed
@@ -220,11 +223,15 @@ def _actions(
             downs.append(ScaleRevision(running.revision, 0))
         else:
             deletes.append(DeleteRevision(running.revision))
-    route_changes = [
-        RouteService(role, revision)
-        for role, revision in routes.items()
-        if role not in observed.routes or observed.routes[role] != revision
-    ]
+    route_changes: list[Action] = []
+    for role, routed in routes.items():
+        weights = split if routed is None else ()
+        if (
+            role not in observed.routes
+            or observed.routes[role] != routed
+            or (role in observed.route_weights and observed.route_weights[role] != weights)
+        ):
+            route_changes.append(RouteService(role, routed, weights))
     return (*ups, *route_changes, *downs, *deletes)
 
 
