@@ -39,7 +39,7 @@ from modelrollout.api import names as n
 from modelrollout.api import parse_spec
 from modelrollout.devenv.tools import REPO_ROOT, ensure_tools
 from modelrollout.metrics import templating
-from modelrollout.metrics.templating import QueryContext
+from modelrollout.rollout.query_variables import QueryContext, variables
 from modelrollout.settings import OperatorSettings
 from support.exporter import QUALITY, MetricsLab, metrics_lab
 from support.hooks import Hook, running_hook
@@ -908,7 +908,7 @@ def test_error_rate_queries_read_zero_for_a_version_that_never_failed(
 
     def rendered(version: str) -> str:
         context = QueryContext(namespace, body["metadata"]["name"], "r2", version, "r1", "1", 30)
-        return templating.render(metric["query"], templating.variables(context, "canary"))
+        return templating.render(metric["query"], variables(context, "canary"))
 
     def requests(version: str, code: str, per_sample: int) -> dict[str, str]:
         labels = {

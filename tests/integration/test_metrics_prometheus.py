@@ -14,9 +14,11 @@ import pytest
 
 from modelrollout.api import Analysis
 from modelrollout.devenv.ports import free_port
-from modelrollout.metrics import Due, PrometheusMetricProvider, QueryContext, measure
+from modelrollout.metrics import PrometheusMetricProvider, measure
 from modelrollout.metrics.webhook import check_webhook
 from modelrollout.notifications import NotificationError, post_notification
+from modelrollout.rollout.measurement import MeasurementRequest
+from modelrollout.rollout.query_variables import QueryContext, variables
 from support.exporter import QUALITY, MetricsLab, metrics_lab
 from support.hooks import running_hook
 
@@ -121,8 +123,15 @@ def test_compare_to_stable_runs_the_templated_query_for_both_revisions(
         }
     )
     context = QueryContext("ml", "fraud", "new", "2", "old", "1", 2)
-    due = Due("new", ("accuracy", "canary-quality"), rollout=True)
-    verdicts = measure(analysis, due, context, provider, NOW)
+    request = MeasurementRequest(
+        purpose="rollout",
+        revision="new",
+        metrics=("accuracy", "canary-quality"),
+        webhook=False,
+        variables=variables(context, "canary"),
+        stable_variables=variables(context, "stable"),
+    )
+    verdicts = measure(analysis, request, provider, NOW)
     accuracy = verdicts["accuracy"]
     assert (accuracy.verdict, accuracy.value) == ("fail", 0.85)
     assert accuracy.threshold == "min 0.89 (stable 0.91 - maxDecrease 0.02)"

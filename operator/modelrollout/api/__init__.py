@@ -8,7 +8,6 @@ from modelrollout.api.command import Command, CommandAction, command_id_of, pars
 from modelrollout.api.durations import DURATION_PATTERN, format_seconds, parse_duration
 from modelrollout.api.errors import SpecError
 from modelrollout.api.parsing import (
-    dump_spec,
     dump_status,
     merge_patch,
     parse_object,
@@ -31,6 +30,7 @@ from modelrollout.api.spec import (
     WebhookNotification,
 )
 from modelrollout.api.status import (
+    BlueGreenStage,
     Condition,
     DriftRecord,
     HistoryEntry,
@@ -42,12 +42,14 @@ from modelrollout.api.status import (
     Phase,
     ReadinessWait,
     RollbackRecord,
+    Timer,
     Verdict,
 )
 
 __all__ = [
     "DURATION_PATTERN",
     "Analysis",
+    "BlueGreenStage",
     "BlueGreenStrategy",
     "CanaryStep",
     "CanaryStrategy",
@@ -71,10 +73,10 @@ __all__ = [
     "RollbackRecord",
     "SpecError",
     "Strategy",
+    "Timer",
     "Verdict",
     "WebhookNotification",
     "command_id_of",
-    "dump_spec",
     "dump_status",
     "format_seconds",
     "merge_patch",

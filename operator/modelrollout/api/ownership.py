@@ -8,6 +8,14 @@ from typing import Any
 
 from modelrollout.api import names as n
 
+# (namespace, name): what the handlers key each object's state by.
+ObjectKey = tuple[str, str]
+
+
+def owned_selector(md_name: str) -> str:
+    """The label selector of everything the operator made for `md_name`."""
+    return f"{n.LABEL_DEPLOYMENT}={md_name},{n.LABEL_MANAGED_BY}={n.MANAGER}"
+
 
 @dataclass(frozen=True)
 class Owner:

@@ -46,10 +46,6 @@ def dump_status(status: ModelDeploymentStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def dump_spec(spec: ModelDeploymentSpec) -> dict[str, Any]:
-    return spec.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON merge patch (RFC 7386) that turns `old` into `new`; {} when equal.
 

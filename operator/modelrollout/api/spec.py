@@ -12,6 +12,7 @@ older CRD is reported, not ignored.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -37,6 +38,8 @@ MAX_PROGRESS_DEADLINE_SECONDS = 86400
 # estimate can count on, whatever it makes of the enum.
 MAX_ENUM_LENGTH: Final = 32
 
+# A variable in a metric query: `{{ name }}`, spaces allowed inside the braces.
+QUERY_VARIABLE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 # Variables a metric query may use as {{ name }} (DESIGN.md section 3).
 QUERY_VARIABLES = frozenset(
     {

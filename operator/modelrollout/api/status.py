@@ -13,6 +13,7 @@ what `kubectl explain` shows.
 """
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +32,16 @@ Verdict = Literal["pass", "fail", "inconclusive", "error", "nodata"]
 HoldReason = Literal["Aborted", "RolledBack", "ProgressDeadlineExceeded", "Undone"]
 RolloutSource = Literal["Spec", "Undo"]
 CommandResult = Literal["Applied", "Rejected"]
+
+
+class BlueGreenStage(StrEnum):
+    """Where a blue/green rollout is (status.stage; see modelrollout.rollout.bluegreen)."""
+
+    PREVIEW_STARTING = "PreviewStarting"
+    PREVIEWING = "Previewing"
+    SCALING_UP = "ScalingUp"
+    VERIFYING = "Verifying"
+    VERIFIED = "Verified"
 
 
 class StatusModel(BaseModel):
@@ -120,6 +131,18 @@ class Hold(StatusModel):
     since: datetime
 
 
+class Timer(StatusModel):
+    """A time the operator waits for, as it computed it, so readers show it as it is.
+
+    `ends_at` is when it ends if the clock runs on. While `pause` stops the clock,
+    `paused_seconds_left` is what is left (and `resume` moves `ends_at` on by the
+    time paused).
+    """
+
+    ends_at: datetime
+    paused_seconds_left: float | None = None
+
+
 class ReadinessWait(StatusModel):
     """The revision being rolled out (or the first one) has fewer available pods than
     asked for: the wait spec.progressDeadlineSeconds bounds.
@@ -141,6 +164,8 @@ class ReadinessWait(StatusModel):
         ),
     )
     message: str = ""
+    # When the progress deadline passes (absent in status of operators before it).
+    deadline: Timer | None = None
 
 
 class PendingScaleDown(StatusModel):
@@ -169,8 +194,15 @@ class ModelDeploymentStatus(StatusModel):
     canary_revision: str | None = None
     canary_version: str | None = None
     # Canary: index into strategy.canary.steps; len(steps) means "all steps done,
-    # promoting". Blue/green: see modelrollout.rollout.bluegreen.
+    # promoting". Blue/green: the stage's number as operators before `stage` wrote
+    # it (still written, so such an operator resumes at the same stage).
     current_step: int | None = None
+    # Blue/green: a BlueGreenStage; a string, so a newer operator's stage still
+    # parses. None for a canary, and in status written before it (see rollout.stages).
+    stage: str | None = None
+    # When the current step's timer ends: a timed pause, blue/green auto-promotion
+    # or the verification after the switch.
+    step_timer: Timer | None = None
     # When the current step began (pause deadlines and auto-promotion count from here).
     step_started_at: datetime | None = None
     # Set by `pause`; step timers are shifted by the paused time on `resume`.

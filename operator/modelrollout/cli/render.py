@@ -1,29 +1,28 @@
 """Text views of ModelDeployments for `status`, `list` and `history`. Pure:
-objects in, lines out, so what users read is unit-tested."""
+objects in, lines out, so what users read is unit-tested.
+
+Stages and timers are shown as the operator wrote them (status.stage,
+status.stepTimer, status.readinessWait.deadline). A status written by an
+operator before those fields is read through the decision core's own rules
+(rollout.stages, rollout.progress), never a second copy of them here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from modelrollout.api import (
+    BlueGreenStage,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    Timer,
     format_seconds,
     parse_duration,
 )
 from modelrollout.api import names as n
-from modelrollout.rollout import PodsObservation
-from modelrollout.rollout import progress as deadline
-from modelrollout.rollout.bluegreen import (
-    PREVIEW_STARTING,
-    PREVIEWING,
-    SCALING_UP,
-    VERIFIED,
-    VERIFYING,
-)
-from modelrollout.rollout.clock import stamp
+from modelrollout.rollout import PodsObservation, known_stage, stamp, step_timer, with_deadline
 
 TERMINAL_PHASES = ("Healthy", "Degraded")
 
@@ -78,31 +77,30 @@ def bluegreen_lines(
     switched_to = blue if not in_flight and pending else None
     new = green or switched_to or "the new revision"
     old = blue or "the old revision"
-    step = (status.current_step or PREVIEW_STARTING) if in_flight else None
+    step = known_stage(status) if in_flight else None
+    timer = (status.step_timer or step_timer(spec, status)) if in_flight else None
 
     preview = (
         f"preview: {_pods(strategy.preview_replicas)} of {new} "
         f"behind {n.preview_service_name(name)}"
     )
-    if green and step == PREVIEW_STARTING:
+    if green and step == BlueGreenStage.PREVIEW_STARTING:
         preview += _progress(green, replicas)
     wait = strategy.auto_promotion_seconds
     if wait is None:
         promotion = "awaiting promotion (`promote` to switch traffic)"
-    elif step == PREVIEWING and status.step_started_at is not None:
-        ends = status.step_started_at + timedelta(seconds=wait)
-        if status.paused_at is not None:
-            left = max((ends - status.paused_at).total_seconds(), 0.0)
+    elif step == BlueGreenStage.PREVIEWING and timer is not None:
+        if timer.paused_seconds_left is not None:
             promotion = (
-                f"auto-promotion timer frozen with {format_seconds(round(left))} left "
-                "(paused; `resume`)"
+                f"auto-promotion timer frozen with "
+                f"{format_seconds(round(timer.paused_seconds_left))} left (paused; `resume`)"
             )
         else:
-            promotion = f"auto-promotion at {stamp(ends)}"
+            promotion = f"auto-promotion at {stamp(timer.ends_at)}"
     else:
         promotion = f"auto-promotion {format_seconds(wait)} after the preview is ready"
     scale_up = f"scale {new} to {_pods(spec.replicas)} before the switch"
-    if green and step == SCALING_UP:
+    if green and step == BlueGreenStage.SCALING_UP:
         scale_up += _progress(green, replicas)
     switched = None
     if switched_to is not None:
@@ -112,12 +110,13 @@ def bluegreen_lines(
         )
     delay = strategy.scale_down_delay_seconds
     verifying_until = None
-    if green and step in (VERIFYING, VERIFIED) and status.step_started_at is not None:
+    verified = (BlueGreenStage.VERIFYING, BlueGreenStage.VERIFIED)
+    if green and step in verified and timer is not None and status.step_started_at is not None:
         # Switched, the old revision still up: the analysis verifies the switch.
-        verifying_until = status.step_started_at + timedelta(seconds=delay)
+        verifying_until = timer.ends_at
         switched = f"switched {name} to {green} at {stamp(status.step_started_at)}; " + (
             "verification ended by `promote`"
-            if step == VERIFIED
+            if step == BlueGreenStage.VERIFIED
             else f"verifying on all traffic until {stamp(verifying_until)}"
         )
     switch = switched or f"switch {name} to {new}"
@@ -132,21 +131,21 @@ def bluegreen_lines(
         scale_down = f"scale down {old} " + (
             f"{format_seconds(delay)} after the switch" if delay else "at the switch"
         )
-    stages = [preview, promotion, scale_up, switch, scale_down]
-
-    known = {PREVIEW_STARTING: 0, PREVIEWING: 1, SCALING_UP: 2, VERIFYING: 3, VERIFIED: 4}
+    shown = [preview, promotion, scale_up, switch, scale_down]  # one line per stage, in order
+    current: int | None
     if step is not None:
-        current: int | None = known.get(step)
-    elif switched is not None:
-        current = len(stages) - 1
+        current = list(BlueGreenStage).index(step)
+    elif switched is not None and not in_flight:
+        current = len(shown) - 1
     else:
         current = None
     lines = [
         f"  {'->' if index == current else '  '} {index + 1}. {what}"
-        for index, what in enumerate(stages)
+        for index, what in enumerate(shown)
     ]
-    if step is not None and current is None:
-        lines.append(f"  -> stage {step}: {status.reason or 'unknown'} (see Message)")
+    if in_flight and step is None:  # a stage of a newer operator
+        stage = status.stage or status.current_step
+        lines.append(f"  -> stage {stage}: {status.reason or 'unknown'} (see Message)")
     return lines
 
 
@@ -188,23 +187,31 @@ def progress_lines(
     if wait is None or wait.revision != revision:
         return lines
     limit = format_seconds(spec.progress_deadline_seconds)
-    ends = deadline.deadline(spec, wait)
+    timer = wait.deadline or _deadline_of_older_operator(spec, status)
+    ends = timer.ends_at
     if wait.exceeded_at is not None:
         text = (
             f"exceeded at {stamp(wait.exceeded_at)} ({limit}); traffic stays on stable "
             "until `abort` or `promote`"
         )
-    elif status.paused_at is not None:
-        left = deadline.remaining(spec, status, status.paused_at)
+    elif timer.paused_seconds_left is not None:
+        left = timer.paused_seconds_left
         text = f"frozen with {_left(left)} of {limit} left (paused; `resume`)"
     elif now is None:
         text = f"{stamp(ends)} ({limit} after {stamp(wait.since)})"
     elif now < ends:
-        text = f"{stamp(ends)} ({_left(deadline.remaining(spec, status, now))} of {limit} left)"
+        text = f"{stamp(ends)} ({_left((ends - now).total_seconds())} of {limit} left)"
     else:
         text = f"{stamp(ends)} (passed, {limit} after {stamp(wait.since)})"
     lines.append(f"Deadline:  progress deadline {text}")
     return lines
+
+
+def _deadline_of_older_operator(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> Timer:
+    """The deadline by the core's rule, for a readinessWait written without one."""
+    wait = with_deadline(spec, status)
+    assert wait is not None and wait.deadline is not None
+    return wait.deadline
 
 
 def status_lines(

@@ -1,5 +1,6 @@
-"""Glue for one reconcile's measurements: which checks are due, credentials from
-Secrets, the provider, the verdicts. Runs in a worker thread (it blocks)."""
+"""Runs one reconcile's measurement request: credentials from Secrets, the
+provider, the queries. What to measure is the decision core's call
+(modelrollout.rollout.measurement). Runs in a worker thread (it blocks)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelrollout.kube.secrets import SecretUnavailableError, secret_text, secret_value
-from modelrollout.metrics import PrometheusMetricProvider, QueryContext, due, measure
+from modelrollout.metrics import PrometheusMetricProvider, ProviderUnavailable, measure
 from modelrollout.metrics.prometheus import ca_bundle_file
-from modelrollout.rollout import bluegreen
+from modelrollout.rollout import request as measurement_request
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -35,40 +36,30 @@ def measure_analysis(
 ) -> dict[str, MetricVerdict]:
     """Verdicts of the checks due now ({} when none is); never raises for a
     failed measurement, only for a failed Kubernetes call."""
-    analysis = spec.analysis
-    plan = due(analysis, status, now, comparisons=not bluegreen.switched(spec, status))
-    if analysis is None or plan is None:
+    request = measurement_request(spec, status, now, namespace=owner.namespace, name=owner.name)
+    if request is None or spec.analysis is None:
         return {}
-    stable_revision, stable_version = status.stable_revision or "", status.stable_version or ""
-    context = QueryContext(
-        namespace=owner.namespace,
-        name=owner.name,
-        # While no rollout runs, the stable revision stands in for the canary (templating.py).
-        canary_revision=status.canary_revision or stable_revision,
-        canary_version=status.canary_version or stable_version,
-        stable_revision=stable_revision,
-        stable_version=stable_version,
-        interval_seconds=analysis.interval_seconds,
-    )
-    provider = _provider(api, owner.namespace, analysis) if analysis.metrics else "no metrics"
+    provider = _provider(api, owner.namespace, spec.analysis) if request.metrics else None
     try:
-        verdicts = measure(analysis, plan, context, provider, now)
+        verdicts = measure(spec.analysis, request, provider, now)
     finally:
-        if not isinstance(provider, str):
+        if provider is not None and not isinstance(provider, ProviderUnavailable):
             provider.close()
     for name, verdict in verdicts.items():
         logger.debug(
             "%s/%s %s of %s: %s %s %s",
-            owner.namespace, owner.name, name, plan.revision,
+            owner.namespace, owner.name, name, request.revision,
             verdict.verdict, verdict.value, verdict.message,
         )  # fmt: skip
     return verdicts
 
 
-def _provider(api: client.ApiClient, namespace: str, analysis: Analysis) -> MetricProvider | str:
+def _provider(
+    api: client.ApiClient, namespace: str, analysis: Analysis
+) -> MetricProvider | ProviderUnavailable:
     settings = analysis.prometheus
     if settings is None:  # the spec validation rejects this; say so rather than assert
-        return "analysis.prometheus is not set"
+        return ProviderUnavailable("analysis.prometheus is not set")
     try:
         token = (
             secret_text(api, namespace, settings.bearer_token_secret_ref)
@@ -84,5 +75,5 @@ def _provider(api: client.ApiClient, namespace: str, analysis: Analysis) -> Metr
             else None
         )
     except SecretUnavailableError as error:
-        return f"Prometheus credentials: {error}"
+        return ProviderUnavailable(f"Prometheus credentials: {error}")
     return PrometheusMetricProvider(settings.address, bearer_token=token, ca_file=ca_file)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from modelrollout.api.reasons import Reason
 from modelrollout.kube.secrets import SecretUnavailableError, secret_text
 from modelrollout.notifications import (
     NOTIFIED_REASONS,
@@ -46,7 +47,7 @@ def notify(
         url = secret_text(api, owner.namespace, webhook.url_secret_ref)
     except SecretUnavailableError as error:
         logger.warning("%s: notification not sent: %s", where, error)
-        return (Event("NotificationFailed", f"notification not sent: {error}", "Warning"),)
+        return (Event(Reason.NOTIFICATION_FAILED, f"notification not sent: {error}", "Warning"),)
     failures = []
     for event in events:
         body = notification_body(
@@ -63,7 +64,7 @@ def notify(
             secret = f"Secret {webhook.url_secret_ref.name} key {webhook.url_secret_ref.key}"
             message = f"{event.reason} notification to the webhook in {secret} failed: {error}"
             logger.warning("%s: %s", where, message)
-            failures.append(Event("NotificationFailed", message, "Warning"))
+            failures.append(Event(Reason.NOTIFICATION_FAILED, message, "Warning"))
         else:
             logger.info("%s: %s notification sent", where, event.reason)
     return tuple(failures)

@@ -21,10 +21,12 @@ from kubernetes import client, config
 from prometheus_client import CollectorRegistry
 
 from modelrollout.api import names as n
+from modelrollout.api.ownership import ObjectKey
+from modelrollout.api.reasons import ANALYSIS_REASONS, Reason
 from modelrollout.handlers.peering import PeeringLookup, lookup_peering, peering_mode
 from modelrollout.handlers.reconcile import Outcome, reconcile
 from modelrollout.handlers.telemetry import Telemetry
-from modelrollout.handlers.wakeups import ObjectKey, Wakeups
+from modelrollout.handlers.wakeups import Wakeups
 from modelrollout.settings import OperatorSettings
 
 _log = logging.getLogger("modelrollout.operator")
@@ -153,7 +155,7 @@ def build_registry(
                         backoff,
                         error,
                     )
-                    kopf.warn(body, reason="ReconcileError", message=str(error)[:1024])
+                    kopf.warn(body, reason=Reason.RECONCILE_ERROR, message=str(error)[:1024])
                     delay, backoff = (
                         backoff,
                         min(backoff * 2, operator_settings.max_error_backoff_seconds),
@@ -195,7 +197,7 @@ def _report(body: kopf.Body, outcome: Outcome) -> None:
     reason = plan.reason
     if plan.reason_changed and reason.reason not in {event.reason for event in plan.events}:
         # Every decision's reason reaches `kubectl describe`, not only transitions.
-        if plan.new_status.phase == "Degraded" or reason.reason.startswith("Analysis"):
+        if plan.new_status.phase == "Degraded" or reason.reason in ANALYSIS_REASONS:
             kopf.warn(body, reason=reason.reason, message=reason.message)
         else:
             kopf.info(body, reason=reason.reason, message=reason.message)

@@ -97,12 +97,15 @@ def reconcile_object(api: client.ApiClient, body: Mapping[str, Any], now: dateti
         spec = None
         the_plan = invalid_spec(status, generation, str(error), now)
     else:
-        observed = observe(api, owner, spec, generation, metadata.get("annotations") or {})
+        # The one router both reads the routes back and sets them.
+        router = ServiceSelectorRouter(api)
+        annotations = metadata.get("annotations") or {}
+        observed = observe(api, owner, spec, generation, annotations, router)
         if not spec_problems(spec):  # an unusable spec is reported, not measured
             verdicts = measure_analysis(api, owner, spec, status, now)
             observed = replace(observed, verdicts=verdicts)
         the_plan = plan(spec, status, observed, now)
-        Executor(api, ServiceSelectorRouter(api)).apply(owner, spec, observed, the_plan.actions)
+        Executor(api, router).apply(owner, spec, observed, the_plan.actions)
     patch = status_patch(raw_status, the_plan.new_status)
     if patch:
         client.CustomObjectsApi(api).patch_namespaced_custom_object_status(

@@ -31,24 +31,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from modelrollout.api.status import HoldReason
+from modelrollout.api.ownership import ObjectKey
+from modelrollout.api.reasons import ROLLBACK_REASONS, Reason
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus
     from modelrollout.rollout import Event, MetricVerdict
 
-ObjectKey = tuple[str, str]
-
-# Event reasons of the decision core (modelrollout.rollout.transitions).
-STARTED = "RolloutStarted"
-COMPLETED = "Promoted"
-# The hold reasons of a rollback: analysis failed, `abort`, the progress deadline
-# missed, an undo stopped.
-ROLLED_BACK: tuple[str, ...] = get_args(HoldReason)
 PHASES = ("Progressing", "Paused", "Healthy", "Degraded")
 # Phases last from seconds (a blue/green switch) to days (Healthy), so buckets
 # span both; a rollout stuck for hours shows in the top buckets.
@@ -97,8 +90,8 @@ class Telemetry:
         self._rolled_back = Counter(
             "modelrollout_rollouts_rolled_back",
             "Rollouts rolled back, by reason (RolledBack: analysis failed; Aborted: "
-            "`abort`; ProgressDeadlineExceeded: pods not ready in time; Undone: an undo "
-            "was stopped) and the failing check (empty if none).",
+            "`abort`, also of an undo; ProgressDeadlineExceeded: pods not ready in time) "
+            "and the failing check (empty if none).",
             [*obj, "reason", "metric"],
             registry=registry,
         )
@@ -183,11 +176,11 @@ class Telemetry:
             series = self._series(key)
             self._reconcile_seconds.observe(duration_seconds)
             for event in events:
-                if event.reason == STARTED:
+                if event.reason == Reason.ROLLOUT_STARTED:
                     self._inc(series, self._started, key)
-                elif event.reason == COMPLETED:
+                elif event.reason == Reason.PROMOTED:
                     self._inc(series, self._completed, key)
-                elif event.reason in ROLLED_BACK:
+                elif event.reason in ROLLBACK_REASONS:
                     rollback = status.last_rollback
                     metric = (rollback.metric if rollback else None) or ""
                     self._inc(series, self._rolled_back, (*key, event.reason, metric))

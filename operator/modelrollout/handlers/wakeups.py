@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-ObjectKey = tuple[str, str]  # (namespace, name)
+from modelrollout.api.ownership import ObjectKey
 
 
 class Wakeups:

@@ -25,7 +25,7 @@ from modelrollout.rollout import (
     RouteService,
     ScaleRevision,
 )
-from modelrollout.traffic.router import Router
+from modelrollout.traffic.router import Backends, Router
 
 NOT_FOUND, CONFLICT = 404, 409
 
@@ -50,8 +50,9 @@ class Executor:
                     self._scale(owner, revision, replicas, missing_ok=True)
                 case DeleteRevision(revision=revision):
                     self._delete_revision(owner, revision)
-                case RouteService(role=role, revision=revision):
-                    self._router.route(owner, spec, role, revision)
+                case RouteService(role=role, revision=revision, weights=weights):
+                    backends = Backends.pinned(revision) if revision else Backends(weights)
+                    self._router.set_route(owner, spec, role, backends)
 
     def _ensure_revision(
         self,

@@ -14,10 +14,6 @@ from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner, common_labels
 
-# Annotation on each revision's Deployment: which model version it serves, so an
-# old revision can be listed and undone to without the spec that made it.
-ANNOTATION_MODEL_NAME = f"{n.GROUP}/model-name"
-
 
 def revision_labels(md_name: str, revision: str, model_version: str) -> dict[str, str]:
     return {
@@ -69,7 +65,6 @@ def revision_deployment(
             "name": n.deployment_name(owner.name, revision),
             "namespace": owner.namespace,
             "labels": labels,
-            "annotations": {ANNOTATION_MODEL_NAME: spec.model.name},
             "ownerReferences": [owner.reference()],
         },
         "spec": {

@@ -1,5 +1,6 @@
-"""Reads what a ModelDeployment owns (its revisions' Deployments and its Services)
-into the decision core's `Observed`. Two list calls per reconcile, whatever the
+"""Reads what a ModelDeployment owns (its revisions' Deployments, and its routes
+through the router) into the decision core's `Observed`. Two list calls per
+reconcile with Service selectors, whatever the
 number of revisions, so the cost of an object stays bounded; a third, of its
 pods, only while some revision has fewer available pods than it asks for (what
 they say goes to the progress deadline's message, see pods.py)."""
@@ -15,7 +16,7 @@ from kubernetes import client
 
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
-from modelrollout.api.ownership import Owner
+from modelrollout.api.ownership import Owner, owned_selector
 from modelrollout.kube.pods import replica_failure, revision_pods
 from modelrollout.rollout import (
     SERVICE_ROLES,
@@ -25,11 +26,7 @@ from modelrollout.rollout import (
     RevisionObservation,
     ServiceRole,
 )
-from modelrollout.traffic.services import SERVICE_ROLE_LABEL, service
-
-
-def owned_selector(md_name: str) -> str:
-    return f"{n.LABEL_DEPLOYMENT}={md_name},{n.LABEL_MANAGED_BY}={n.MANAGER}"
+from modelrollout.traffic import Router, ServiceSelectorRouter
 
 
 def _owned_by(metadata: client.V1ObjectMeta | None, owner: Owner) -> bool:
@@ -47,7 +44,9 @@ def observe(
     spec: ModelDeploymentSpec,
     generation: int,
     annotations: Mapping[str, str],
+    router: Router | None = None,
 ) -> Observed:
+    """`router` reads the routes back; the Service selector router by default."""
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     selector = owned_selector(owner.name)
     deployments = apps.list_namespaced_deployment(owner.namespace, label_selector=selector).items
@@ -58,22 +57,19 @@ def observe(
     )
     if any(r.available_replicas < r.replicas for r in revisions):
         revisions = _with_pods(core, owner, selector, revisions, deployments)
-    services = core.list_namespaced_service(owner.namespace, label_selector=selector).items
     routes: dict[ServiceRole, str | None] = {}
-    for svc in services:
-        role = _labels(svc.metadata).get(SERVICE_ROLE_LABEL)
-        if role not in SERVICE_ROLES or not _owned_by(svc.metadata, owner) or svc.spec is None:
-            continue
-        selector_labels = dict(svc.spec.selector or {})
-        revision = selector_labels.get(n.LABEL_REVISION)
-        # A Service whose selector or ports differ from what the operator would
-        # build is left out, so the core routes it again and the executor rewrites it.
-        if _service_matches(svc, service(owner, spec, role, revision)):
-            routes[role] = revision
+    route_weights: dict[ServiceRole, tuple[tuple[str, int], ...]] = {}
+    for route, backends in (router or ServiceSelectorRouter(api)).read_routes(owner, spec).items():
+        if route not in SERVICE_ROLES:
+            continue  # a named extra route: the core does not plan those yet
+        routes[route] = backends.revision
+        if len(backends.weights) > 1:  # shares the router could read back
+            route_weights[route] = backends.weights
     return Observed(
         generation=generation,
         revisions=revisions,
         routes=routes,
+        route_weights=route_weights,
         command=annotations.get(n.COMMAND_ANNOTATION),
     )
 
@@ -132,15 +128,3 @@ def replica_failures(deployments: list[client.V1Deployment]) -> dict[str, PodCau
         if failure is not None and revision is not None:
             failures[revision] = failure
     return failures
-
-
-def _service_matches(live: client.V1Service, wanted: Mapping[str, Any]) -> bool:
-    spec = live.spec
-    if spec is None or dict(spec.selector or {}) != wanted["spec"]["selector"]:
-        return False
-    live_ports = [
-        (p.name, p.port, p.target_port if isinstance(p.target_port, int) else str(p.target_port))
-        for p in spec.ports or []
-    ]
-    wanted_ports = [(p["name"], p["port"], p["targetPort"]) for p in wanted["spec"]["ports"]]
-    return live_ports == wanted_ports

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from modelrollout.api import names as n
-from modelrollout.rollout.observed import PodCause, PodCauseKind, PodsObservation
+from modelrollout.rollout import PodCause, PodCauseKind, PodsObservation
 
 MAX_MESSAGE: Final = 200
 # Shorter values ("1", "true", "info") are not secrets, and blanking them would

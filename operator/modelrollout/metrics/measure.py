@@ -1,16 +1,17 @@
-"""Measures the checks that are due and returns the verdicts for the core.
+"""Runs a measurement request of the decision core and returns the verdicts.
 
-Every check gets a verdict, whatever goes wrong: a provider that could not be
-built (a missing Secret) is an error verdict per metric with the reason, so
-status.analysis and consecutiveErrorLimit see it like any query error.
+Every requested check gets a verdict, whatever goes wrong: a provider that could
+not be built (a missing Secret) is an error verdict per metric with the reason,
+so status.analysis and consecutiveErrorLimit see it like any query error.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelrollout.metrics.measurement import Measurement
-from modelrollout.metrics.templating import TemplateError, render, variables
+from modelrollout.metrics.templating import TemplateError, render
 from modelrollout.metrics.verdicts import verdict
 from modelrollout.metrics.webhook import check_webhook
 from modelrollout.rollout import WEBHOOK_CHECK, MetricVerdict
@@ -20,50 +21,50 @@ if TYPE_CHECKING:
 
     from modelrollout.api import Analysis, Metric
     from modelrollout.metrics.measurement import MetricProvider
-    from modelrollout.metrics.schedule import Due
-    from modelrollout.metrics.templating import QueryContext, Side
+    from modelrollout.rollout import MeasurementRequest
+
+
+@dataclass(frozen=True)
+class ProviderUnavailable:
+    """The metric provider could not be built; `reason` says why (no secret values)."""
+
+    reason: str
 
 
 def measure(
     analysis: Analysis,
-    due: Due,
-    context: QueryContext,
-    provider: MetricProvider | str,
+    request: MeasurementRequest,
+    provider: MetricProvider | ProviderUnavailable | None,
     now: datetime,
 ) -> dict[str, MetricVerdict]:
-    """`provider` is a message instead when it could not be built."""
+    """`provider` may be None only when the request has no metric to query."""
     metrics = {metric.name: metric for metric in analysis.metrics}
     verdicts: dict[str, MetricVerdict] = {}
-    for name in due.checks:
-        if name in metrics:
-            verdicts[name] = _metric(metrics[name], due, context, provider, now)
-        elif name == WEBHOOK_CHECK and analysis.webhook is not None:
-            verdicts[name] = check_webhook(
-                analysis.webhook,
-                variables(context, "canary"),
-                measured_at=now,
-                revision=due.revision,
-            )
+    for name in request.metrics:
+        assert provider is not None, "metrics requested without a provider"
+        verdicts[name] = _metric(metrics[name], request, provider, now)
+    if request.webhook and analysis.webhook is not None:
+        verdicts[WEBHOOK_CHECK] = check_webhook(
+            analysis.webhook, request.variables, measured_at=now, revision=request.revision
+        )
     return verdicts
 
 
 def _metric(
     metric: Metric,
-    due: Due,
-    context: QueryContext,
-    provider: MetricProvider | str,
+    request: MeasurementRequest,
+    provider: MetricProvider | ProviderUnavailable,
     now: datetime,
 ) -> MetricVerdict:
-    if isinstance(provider, str):
-        return MetricVerdict("error", now, message=provider, revision=due.revision)
-    side: Side = "canary" if due.rollout else "stable"
+    if isinstance(provider, ProviderUnavailable):
+        return MetricVerdict("error", now, message=provider.reason, revision=request.revision)
     try:
-        measured = provider.measure(render(metric.query, variables(context, side)))
+        measured = provider.measure(render(metric.query, request.variables))
         stable = (
-            provider.measure(render(metric.query, variables(context, "stable")))
+            provider.measure(render(metric.query, request.stable_variables))
             if metric.compare_to == "stable"
             else None
         )
     except TemplateError as error:
         measured, stable = Measurement.error(str(error)), None
-    return verdict(metric, measured, stable, measured_at=now, revision=due.revision)
+    return verdict(metric, measured, stable, measured_at=now, revision=request.revision)

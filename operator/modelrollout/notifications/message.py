@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelrollout.api import dump_status
-from modelrollout.rollout.progress import REASON as PROGRESS_DEADLINE_EXCEEDED
+from modelrollout.api.reasons import AUTOMATIC_ROLLBACK_REASONS, Reason
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -16,8 +16,7 @@ if TYPE_CHECKING:
 # Automatic rollbacks (a failed analysis, a missed progress deadline), and the
 # stable revision drifting or recovering. Manual actions (abort, undo) are not
 # notified: whoever ran them knows.
-ROLLBACK_REASONS = frozenset({"RolledBack", PROGRESS_DEADLINE_EXCEEDED})
-NOTIFIED_REASONS = ROLLBACK_REASONS | {"Drifted", "DriftRecovered"}
+NOTIFIED_REASONS = AUTOMATIC_ROLLBACK_REASONS | {Reason.DRIFTED, Reason.DRIFT_RECOVERED}
 
 
 def notification_body(
@@ -47,8 +46,8 @@ def notification_body(
         "stableRevision": status.stable_revision,
         "stableVersion": status.stable_version,
     }
-    if event.reason in ROLLBACK_REASONS and "lastRollback" in dumped:
+    if event.reason in AUTOMATIC_ROLLBACK_REASONS and "lastRollback" in dumped:
         body["rollback"] = dumped["lastRollback"]
-    if event.reason == "Drifted" and "drift" in dumped:
+    if event.reason == Reason.DRIFTED and "drift" in dumped:
         body["drift"] = dumped["drift"]
     return body

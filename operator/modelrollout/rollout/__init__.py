@@ -14,18 +14,23 @@ from modelrollout.rollout.actions import (
     ScaleRevision,
 )
 from modelrollout.rollout.analysis import WEBHOOK_CHECK
+from modelrollout.rollout.clock import stamp
 from modelrollout.rollout.commands import command_rejection
+from modelrollout.rollout.measurement import MeasurementRequest, request
 from modelrollout.rollout.observed import (
     SERVICE_ROLES,
     MetricVerdict,
     Observed,
     PodCause,
+    PodCauseKind,
     PodsObservation,
     RevisionObservation,
     ServiceRole,
 )
-from modelrollout.rollout.outcome import Event, Plan, Reason
+from modelrollout.rollout.outcome import Event, Explanation, Plan
 from modelrollout.rollout.plan import invalid_spec, plan
+from modelrollout.rollout.progress import with_deadline
+from modelrollout.rollout.stages import known_stage, step_timer
 from modelrollout.rollout.validation import spec_problems
 
 __all__ = [
@@ -35,18 +40,25 @@ __all__ = [
     "DeleteRevision",
     "EnsureRevision",
     "Event",
+    "Explanation",
+    "MeasurementRequest",
     "MetricVerdict",
     "Observed",
     "Plan",
     "PodCause",
+    "PodCauseKind",
     "PodsObservation",
-    "Reason",
     "RevisionObservation",
     "RouteService",
     "ScaleRevision",
     "ServiceRole",
     "command_rejection",
     "invalid_spec",
+    "known_stage",
     "plan",
+    "request",
     "spec_problems",
+    "stamp",
+    "step_timer",
+    "with_deadline",
 ]

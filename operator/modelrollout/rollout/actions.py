@@ -56,12 +56,15 @@ class RouteService:
     role "main" is `<md-name>`, "canary" is `<md-name>-canary`, "preview" is
     `<md-name>-preview`. The selector is `modelrollout.io/deployment: <md-name>`
     plus, when `revision` is not None, `modelrollout.io/revision: <revision>`.
-    revision None on "main" is the replica-ratio canary: one Service spanning the
-    stable and canary pods, so the weight is their ratio.
+    revision None on "main" is the canary split: `weights` (revision, percent)
+    are the shares the core wants. A router that can weight sets them; with
+    Service selectors one Service spans the stable and canary pods, so the share
+    is their ratio, which the core sizes the revisions for.
     """
 
     role: ServiceRole
     revision: str | None
+    weights: tuple[tuple[str, int], ...] = ()
 
 
 Action = EnsureRevision | ScaleRevision | DeleteRevision | RouteService

@@ -16,9 +16,9 @@ counts decide:
   never a pass: a step still needs at least one check that passed on real data.
 - pass: otherwise, and always when the spec configures no analysis.
 
-dryRun metrics are counted and shown but never decide. After a blue/green switch
-compareTo metrics are left out (`comparisons=False`): the stable revision no
-longer has the traffic to compare with.
+dryRun metrics are counted and shown but never decide. Which checks apply (and
+so are measured, counted and judged) is measurement.py's one rule: the callers
+pass its Scope's names in.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from modelrollout.api import MetricAnalysis
+from modelrollout.api.reasons import Reason
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -42,29 +43,20 @@ WEBHOOK_CHECK = "webhook"
 @dataclass(frozen=True)
 class Judgement:
     outcome: Literal["pass", "pending", "hold", "fail"]
-    reason: str = ""
+    reason: Reason | None = None
     message: str = ""
     check: str | None = None
     value: float | None = None
     threshold: str | None = None
 
+    @property
+    def required_reason(self) -> Reason:
+        """The reason of a judgement other than a pass (which gives none)."""
+        assert self.reason is not None, f"a {self.outcome} judgement without a reason"
+        return self.reason
+
 
 PASS = Judgement("pass")
-
-
-def checks(
-    analysis: Analysis | None, *, gating_only: bool, comparisons: bool = True
-) -> tuple[str, ...]:
-    if analysis is None:
-        return ()
-    names = [
-        m.name
-        for m in analysis.metrics
-        if not (gating_only and m.dry_run) and (comparisons or m.compare_to is None)
-    ]
-    if analysis.webhook is not None:
-        names.append(WEBHOOK_CHECK)
-    return tuple(names)
 
 
 def record(
@@ -72,14 +64,16 @@ def record(
     status: ModelDeploymentStatus,
     verdicts: Mapping[str, MetricVerdict],
     revision: str | None,
+    checks: tuple[str, ...],
 ) -> ModelDeploymentStatus:
-    """Count measurements of `revision` not counted yet (newer than the last one,
-    taken during this rollout); returns `status` itself when there is nothing new."""
+    """Count measurements of `checks` of `revision` not counted yet (newer than the
+    last one, taken during this rollout); returns `status` itself when there is
+    nothing new."""
     if analysis is None:
         return status
     since = status.rollout_started_at
     updated = dict(status.analysis)
-    for name in checks(analysis, gating_only=False):
+    for name in checks:
         verdict = verdicts.get(name)
         if verdict is None or (since is not None and verdict.measured_at < since):
             continue
@@ -129,13 +123,11 @@ def judge(
     analysis: Analysis | None,
     status: ModelDeploymentStatus,
     step_started_at: datetime | None,
-    *,
-    comparisons: bool = True,
+    gating: tuple[str, ...],
 ) -> Judgement:
     if analysis is None or not analysis.configured:
         return PASS
-    gating = checks(analysis, gating_only=True, comparisons=comparisons)
-    if not gating:  # only dryRun metrics: nothing decides
+    if not gating:  # only dryRun metrics, or nothing measured (an undo): nothing decides
         return PASS
     results = {name: status.analysis.get(name) for name in gating}
     for name, result in results.items():
@@ -144,9 +136,9 @@ def judge(
         if result.failures > analysis.failure_limit:
             return Judgement(
                 "fail",
-                "AnalysisFailed",
+                Reason.ANALYSIS_FAILED,
                 f"{name} failed {result.failures} time(s), more than failureLimit "
-                f"{analysis.failure_limit}" + _detail(result),
+                f"{analysis.failure_limit}" + detail(result),
                 name,
                 result.value,
                 result.threshold,
@@ -154,7 +146,7 @@ def judge(
         if result.consecutive_errors > analysis.consecutive_error_limit:
             return Judgement(
                 "fail",
-                "AnalysisError",
+                Reason.ANALYSIS_ERROR,
                 f"{name} could not be measured {result.consecutive_errors} times in a row, "
                 f"more than consecutiveErrorLimit {analysis.consecutive_error_limit}"
                 + (f": {result.message}" if result.message else ""),
@@ -166,15 +158,15 @@ def judge(
         if result.verdict == "inconclusive":
             return Judgement(
                 "hold",
-                "AnalysisInconclusive",
-                f"{name} is inconclusive{_detail(result)}; `promote` to go on, `abort` to stop",
+                Reason.ANALYSIS_INCONCLUSIVE,
+                f"{name} is inconclusive{detail(result)}; `promote` to go on, `abort` to stop",
                 name,
             )
         if result.verdict == "error":
             # Within consecutiveErrorLimit: wait for Prometheus rather than judge blind.
             return Judgement(
                 "hold",
-                "AnalysisUnavailable",
+                Reason.ANALYSIS_UNAVAILABLE,
                 f"{name} could not be measured ({result.consecutive_errors} in a row, "
                 f"consecutiveErrorLimit {analysis.consecutive_error_limit})"
                 + (f": {result.message}" if result.message else "")
@@ -184,7 +176,7 @@ def judge(
         if result.verdict == "nodata" and analysis.on_no_data == "Pause":
             return Judgement(
                 "hold",
-                "AnalysisNoData",
+                Reason.ANALYSIS_NO_DATA,
                 f"{name} has no data (onNoData: Pause); check that the canary gets traffic, "
                 "or `promote` to go on",
                 name,
@@ -205,19 +197,20 @@ def judge(
     waiting = [name for name in results if name not in passed and name not in ignored]
     if waiting:
         return Judgement(
-            "pending", "WaitingForAnalysis", f"waiting for a passing {', '.join(waiting)}"
+            "pending", Reason.WAITING_FOR_ANALYSIS, f"waiting for a passing {', '.join(waiting)}"
         )
     if not passed:
         return Judgement(
             "pending",
-            "WaitingForAnalysis",
+            Reason.WAITING_FOR_ANALYSIS,
             f"waiting for data: {', '.join(ignored)} had none (onNoData: Ignore skips a "
             "check without data, but a step needs at least one check passing on real data)",
         )
     return PASS
 
 
-def _detail(result: MetricAnalysis) -> str:
+def detail(result: MetricAnalysis) -> str:
+    """ " (value 0.3, threshold max 0.05)" for messages; empty when neither is known."""
     parts = []
     if result.value is not None:
         parts.append(f"value {result.value:g}")
@@ -226,11 +219,8 @@ def _detail(result: MetricAnalysis) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def summary(
-    analysis: Analysis | None, status: ModelDeploymentStatus, *, comparisons: bool = True
-) -> str:
-    """ "analysis 3/3 passing" for status messages; empty without analysis."""
-    gating = checks(analysis, gating_only=True, comparisons=comparisons)
+def summary(status: ModelDeploymentStatus, gating: tuple[str, ...]) -> str:
+    """ "analysis 3/3 passing" for status messages; empty without gating checks."""
     if not gating:
         return ""
     passing = sum(

@@ -1,19 +1,20 @@
 """Blue/green: the new revision previewed, scaled to full, switched at once, then verified.
 
-status.currentStep during a blue/green rollout:
-  0  PREVIEW_STARTING  new revision at previewReplicas behind the preview Service
-  1  PREVIEWING        preview ready (stepStartedAt = when); autoPromotionSeconds
-                       or `promote` ends it, once analysis passes
-  2  SCALING_UP        new revision scaled to `replicas`; when available, the main
-                       Service's selector switches to it
-  3  VERIFYING         switched (stepStartedAt = when); with analysis, the new
-                       revision is measured on all the traffic while the old one
-                       stays up at full size. A failure sends traffic back to the
-                       old revision at once; the rollout completes once
-                       scaleDownDelaySeconds have passed and a measurement taken
-                       after the switch passed. compareTo metrics are not judged
-                       here: the stable revision no longer has traffic to compare.
-  4  VERIFIED          `promote` ended the verification early
+status.stage during a blue/green rollout (stages.py reads it, also from the
+number in currentStep that operators before status.stage wrote):
+  PreviewStarting  new revision at previewReplicas behind the preview Service
+  Previewing       preview ready (stepStartedAt = when); autoPromotionSeconds
+                   or `promote` ends it, once analysis passes
+  ScalingUp        new revision scaled to `replicas`; when available, the main
+                   Service's selector switches to it
+  Verifying        switched (stepStartedAt = when); with analysis, the new
+                   revision is measured on all the traffic while the old one
+                   stays up at full size. A failure sends traffic back to the
+                   old revision at once; the rollout completes once
+                   scaleDownDelaySeconds have passed and a measurement taken
+                   after the switch passed. compareTo metrics are not judged
+                   here: the stable revision no longer has traffic to compare.
+  Verified         `promote` ended the verification early
 Without analysis (or for an undo, which is not analysed) the rollout completes
 at the switch and the old revision keeps running for scaleDownDelaySeconds
 (status.pendingScaleDowns) so a rollback right after the switch finds it warm.
@@ -23,36 +24,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import analysis, clock, gating, transitions
+from modelrollout.api import BlueGreenStage
+from modelrollout.api.reasons import Reason
+from modelrollout.rollout import analysis, clock, gating, measurement, stages, transitions
 from modelrollout.rollout import progress as deadline
-from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
+from modelrollout.rollout.outcome import Event, Explanation, Settled, Transition
 
 if TYPE_CHECKING:
-    from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus, Phase
+    from modelrollout.api import ModelDeploymentStatus, Phase
     from modelrollout.rollout.context import Context
     from modelrollout.rollout.outcome import StageResult
 
-PREVIEW_STARTING = 0
-PREVIEWING = 1
-SCALING_UP = 2
-VERIFYING = 3
-VERIFIED = 4
-
-
-def switched(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> bool:
-    """True while a blue/green rollout verifies its revision after the switch."""
-    return (
-        spec.strategy.blue_green is not None
-        and status.rollout_in_flight
-        and (status.current_step or 0) >= VERIFYING
-    )
-
 
 def _verifies(ctx: Context, status: ModelDeploymentStatus) -> bool:
-    """Whether anything is measured after the switch (see the module docstring)."""
-    return status.rollout_source != "Undo" and bool(
-        analysis.checks(ctx.spec.analysis, gating_only=True, comparisons=False)
-    )
+    """Whether anything decides after the switch (see the module docstring)."""
+    after = measurement.scope(ctx.spec, status, after_switch=True)
+    return after is not None and bool(after.gating)
 
 
 def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
@@ -60,19 +47,23 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     assert strategy is not None, "blue/green stage without a blueGreen strategy"
     green, blue = status.canary_revision, status.stable_revision
     assert green is not None and blue is not None, "blue/green stage without both revisions"
-    step = min(status.current_step or 0, VERIFIED)
-    live = step >= VERIFYING
-    green_wanted = ctx.replicas if step >= SCALING_UP else strategy.preview_replicas
+    step = stages.stage(status)
+    live = stages.at_least(status, BlueGreenStage.VERIFYING)
+    green_wanted = (
+        ctx.replicas
+        if stages.at_least(status, BlueGreenStage.SCALING_UP)
+        else strategy.preview_replicas
+    )
     available = ctx.observed.available(green)
     progress = f"revision {green} (version {status.canary_version})"
-    summary = analysis.summary(ctx.spec.analysis, status, comparisons=not live)
+    summary = analysis.summary(status, gating.gating_checks(ctx, status))
     if summary:
         progress = f"{progress}, {summary}"
     delay = float(strategy.scale_down_delay_seconds)
 
     def settle(
         phase: Phase,
-        reason: str,
+        reason: Reason,
         detail: str,
         requeue: float | None = None,
         *,
@@ -88,14 +79,14 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             replicas={green: green_wanted, blue: ctx.replicas},
             routes={"main": main, "canary": green, "preview": green},
             phase=phase,
-            reason=Reason(reason, f"{progress}: {detail}{deadline.note(ctx, status, green)}"),
+            reason=Explanation(reason, f"{progress}: {detail}{deadline.note(ctx, status, green)}"),
             requeue_after=gating.earliest(
                 requeue, ctx.analysis_interval, deadline.requeue(ctx, status, green)
             ),
             weight=100 if main == green else 0,
         )
 
-    judgement, interruption = gating.judge_step(ctx, status, green_wanted, comparisons=not live)
+    judgement, interruption = gating.judge_step(ctx, status, green_wanted)
     if isinstance(interruption, gating.Halt):
         return settle(
             interruption.phase,
@@ -106,70 +97,76 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     if interruption is not None:
         return interruption
 
-    if step == PREVIEW_STARTING:
+    if step == BlueGreenStage.PREVIEW_STARTING:
         if available >= green_wanted:
             return Transition(
-                status.model_copy(update={"current_step": PREVIEWING, "step_started_at": ctx.now}),
-                (Event("PreviewReady", f"{progress}: preview ready"),),
+                status.model_copy(
+                    update={**stages.enter(BlueGreenStage.PREVIEWING), "step_started_at": ctx.now}
+                ),
+                (Event(Reason.PREVIEW_READY, f"{progress}: preview ready"),),
             )
         return settle(
             "Progressing",
-            "PreviewStarting",
+            Reason.PREVIEW_STARTING,
             f"{available}/{green_wanted} preview replicas available",
         )
-    if step == PREVIEWING:
+    if step == BlueGreenStage.PREVIEWING:
         wait = strategy.auto_promotion_seconds
         if wait is None:
             return settle(
-                "Paused", "AwaitingPromotion", "preview ready; `promote` to switch traffic"
+                "Paused", Reason.AWAITING_PROMOTION, "preview ready; `promote` to switch traffic"
             )
         ends = gating.deadline(status.step_started_at, wait, ctx.now)
         if ctx.now < ends:
             return settle(
                 "Progressing",
-                "Previewing",
+                Reason.PREVIEWING,
                 f"previewing; switching at {clock.stamp(ends)}",
                 (ends - ctx.now).total_seconds(),
             )
         if judgement.outcome == "hold":
-            return settle("Paused", judgement.reason, judgement.message)
+            return settle("Paused", judgement.required_reason, judgement.message)
         if judgement.outcome == "pending":
-            return settle("Progressing", judgement.reason, judgement.message)
+            return settle("Progressing", judgement.required_reason, judgement.message)
         return Transition(
-            status.model_copy(update={"current_step": SCALING_UP, "step_started_at": ctx.now}),
+            status.model_copy(
+                update={**stages.enter(BlueGreenStage.SCALING_UP), "step_started_at": ctx.now}
+            ),
         )
-    if step == SCALING_UP:
+    if step == BlueGreenStage.SCALING_UP:
         if available < ctx.replicas:
             return settle(
                 "Progressing",
-                "ScalingUp",
+                Reason.SCALING_UP,
                 f"{available}/{ctx.replicas} replicas available before the switch",
             )
         if not _verifies(ctx, status):
             return transitions.promote(ctx, status, scale_down_delay=delay)
         return Transition(
-            status.model_copy(update={"current_step": VERIFYING, "step_started_at": ctx.now}),
+            status.model_copy(
+                update={**stages.enter(BlueGreenStage.VERIFYING), "step_started_at": ctx.now}
+            ),
             (
                 Event(
-                    "Switched",
+                    Reason.SWITCHED,
                     f"{progress}: serves all traffic; revision {blue} stays up "
                     "while the switch is verified",
                 ),
             ),
         )
-    if step == VERIFIED:
+    if step == BlueGreenStage.VERIFIED:
         return transitions.promote(ctx, status)
     ends = gating.deadline(status.step_started_at, delay, ctx.now)
     if ctx.now < ends:
         return settle(
             "Progressing",
-            "Verifying",
+            Reason.VERIFYING,
             f"switched; verifying on all traffic until {clock.stamp(ends)}, "
             f"revision {blue} stays up until then",
             (ends - ctx.now).total_seconds(),
         )
     if judgement.outcome == "hold":
-        return settle("Paused", judgement.reason, judgement.message)
+        return settle("Paused", judgement.required_reason, judgement.message)
     if judgement.outcome == "pending":
-        return settle("Progressing", judgement.reason, f"switched; {judgement.message}")
+        return settle("Progressing", judgement.required_reason, f"switched; {judgement.message}")
     return transitions.promote(ctx, status)

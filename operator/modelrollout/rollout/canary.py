@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelrollout.api import format_seconds
+from modelrollout.api.reasons import Reason
 from modelrollout.rollout import analysis, clock, gating, transitions
 from modelrollout.rollout import progress as deadline
-from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
+from modelrollout.rollout.outcome import Event, Explanation, Settled, Transition
 from modelrollout.rollout.weights import (
     canary_replicas,
     effective_weight,
@@ -54,13 +55,13 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         if promoting
         else f"step {index + 1}/{len(steps)}: weight {weight}%"
     )
-    summary = analysis.summary(ctx.spec.analysis, status)
+    summary = analysis.summary(status, gating.gating_checks(ctx, status))
     if summary:
         progress = f"{progress}, {summary}"
 
     def settle(
         phase: Phase,
-        reason: str,
+        reason: Reason,
         detail: str,
         requeue: float | None = None,
         *,
@@ -79,11 +80,12 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             replicas={canary: wanted, stable: stable_wanted},
             routes={"main": main, "canary": canary, "preview": canary},
             phase=phase,
-            reason=Reason(reason, f"{progress}: {detail}{deadline.note(ctx, status, canary)}"),
+            reason=Explanation(reason, f"{progress}: {detail}{deadline.note(ctx, status, canary)}"),
             requeue_after=gating.earliest(
                 requeue, ctx.analysis_interval, deadline.requeue(ctx, status, canary)
             ),
             weight=in_effect if main is None else 0,
+            split=((stable, 100 - weight), (canary, weight)),
         )
 
     judgement, interruption = gating.judge_step(ctx, status, wanted)
@@ -100,33 +102,40 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         if available >= ctx.replicas:
             return transitions.promote(ctx, status)
         return settle(
-            "Progressing", "Promoting", f"{available}/{ctx.replicas} new replicas available"
+            "Progressing", Reason.PROMOTING, f"{available}/{ctx.replicas} new replicas available"
         )
 
     step = steps[index]
     if step.set_weight is not None and available < wanted:
         return settle(
-            "Progressing", "WaitingForCanary", f"{available}/{wanted} canary replicas available"
+            "Progressing",
+            Reason.WAITING_FOR_CANARY,
+            f"{available}/{wanted} canary replicas available",
         )
     if step.pause is not None:
         seconds = step.pause.seconds
         if seconds is None:
-            return settle("Paused", "AwaitingPromotion", "paused until `promote`")
+            return settle("Paused", Reason.AWAITING_PROMOTION, "paused until `promote`")
         ends = gating.deadline(status.step_started_at, seconds, ctx.now)
         if ctx.now < ends:
             return settle(
                 "Progressing",
-                "PauseStep",
+                Reason.PAUSE_STEP,
                 f"pausing {format_seconds(seconds)}, until {clock.stamp(ends)}",
                 (ends - ctx.now).total_seconds(),
             )
     if judgement.outcome == "hold":
-        return settle("Paused", judgement.reason, judgement.message)
+        return settle("Paused", judgement.required_reason, judgement.message)
     if judgement.outcome == "pending":
-        return settle("Progressing", judgement.reason, judgement.message)
+        return settle("Progressing", judgement.required_reason, judgement.message)
     return Transition(
         status.model_copy(update={"current_step": index + 1, "step_started_at": ctx.now}),
-        (Event("StepCompleted", f"step {index + 1}/{len(steps)} ({_describe(step)}) completed"),),
+        (
+            Event(
+                Reason.STEP_COMPLETED,
+                f"step {index + 1}/{len(steps)} ({_describe(step)}) completed",
+            ),
+        ),
     )
 
 

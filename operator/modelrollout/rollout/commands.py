@@ -12,6 +12,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from modelrollout.api import (
+    BlueGreenStage,
     Hold,
     LastCommand,
     SpecError,
@@ -19,7 +20,8 @@ from modelrollout.api import (
     parse_command,
     spec_revision,
 )
-from modelrollout.rollout import bluegreen, history, transitions
+from modelrollout.api.reasons import Reason, hold_reason
+from modelrollout.rollout import history, stages, transitions
 from modelrollout.rollout.outcome import Event
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ def command_rejection(
     match command.action:
         case "promote":
             if not in_flight:
-                if status.hold is not None and status.hold.reason != "Undone":
+                if status.hold is not None and Reason(status.hold.reason) != Reason.UNDONE:
                     return (
                         f"nothing to promote: revision {status.hold.revision} is held back "
                         f"({status.hold.reason}); use `retry` to roll it out again"
@@ -85,7 +87,7 @@ def _final_step(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> boo
     step = status.current_step or 0
     if spec.strategy.canary is not None:
         return step >= len(spec.strategy.canary.steps)
-    return step in (bluegreen.SCALING_UP, bluegreen.VERIFIED)
+    return stages.stage(status) in (BlueGreenStage.SCALING_UP, BlueGreenStage.VERIFIED)
 
 
 def _undo_rejection(status: ModelDeploymentStatus, number: int | None) -> str | None:
@@ -151,7 +153,7 @@ def _apply(
             return status.model_copy(update=_promoted(ctx, status, full=command.full)), ()
         case "abort":
             transition = transitions.roll_back(
-                ctx, status, reason="Aborted", message="aborted by `abort`"
+                ctx, status, reason=Reason.ABORTED, message="aborted by `abort`"
             )
             return transition.status, transition.events
         case "pause":
@@ -178,14 +180,16 @@ def _apply(
 
 def _promoted(ctx: Context, status: ModelDeploymentStatus, *, full: bool) -> dict[str, object]:
     step = status.current_step or 0
+    position: dict[str, object]
     if ctx.spec.strategy.canary is not None:
         last = len(ctx.spec.strategy.canary.steps)
-        next_step = last if full else min(step + 1, last)
-    elif step >= bluegreen.VERIFYING:
-        next_step = bluegreen.VERIFIED  # ends the verification after the switch
+        position = {"current_step": last if full else min(step + 1, last)}
+    elif stages.at_least(status, BlueGreenStage.VERIFYING):
+        # Ends the verification after the switch.
+        position = stages.enter(BlueGreenStage.VERIFIED)
     else:
         # Even with --full, the switch waits for the new revision at full size.
-        next_step = bluegreen.SCALING_UP
+        position = stages.enter(BlueGreenStage.SCALING_UP)
     analysis = {
         # Counts restart from zero (promote overrides a failure or a hold), but the
         # last measurement stays known so it is not counted again.
@@ -203,7 +207,7 @@ def _promoted(ctx: Context, status: ModelDeploymentStatus, *, full: bool) -> dic
         for name, result in status.analysis.items()
     }
     return {
-        "current_step": next_step,
+        **position,
         "step_started_at": ctx.now,
         "paused_at": None,
         "analysis": analysis,
@@ -217,16 +221,16 @@ def _undo(ctx: Context, status: ModelDeploymentStatus, command: Command) -> Mode
     entry = _undo_entry(status, command)
     assert entry is not None, "undo applied without a target"
     final_step = (
-        len(ctx.spec.strategy.canary.steps)
+        {"current_step": len(ctx.spec.strategy.canary.steps)}
         if ctx.spec.strategy.canary is not None
-        else bluegreen.SCALING_UP
+        else stages.enter(BlueGreenStage.SCALING_UP)
     )
     hold = (
         None
         if entry.revision == ctx.target
         else Hold(
             revision=ctx.target,
-            reason="Undone",
+            reason=hold_reason(Reason.UNDONE),
             message=f"undo to revision {entry.number}",
             since=ctx.now,
         )
@@ -235,7 +239,7 @@ def _undo(ctx: Context, status: ModelDeploymentStatus, command: Command) -> Mode
         update={
             "canary_revision": entry.revision,
             "canary_version": entry.version,
-            "current_step": final_step,
+            **final_step,
             "step_started_at": ctx.now,
             "rollout_started_at": ctx.now,
             "paused_at": None,
@@ -258,7 +262,7 @@ def _record(
     message = rejection or f"{action} applied"
     last = LastCommand(id=command_id, action=action, result=result, message=message, at=ctx.now)
     event = Event(
-        f"Command{result}",
+        Reason.COMMAND_REJECTED if rejection else Reason.COMMAND_APPLIED,
         f"{action}: {message}",
         "Warning" if rejection else "Normal",
     )

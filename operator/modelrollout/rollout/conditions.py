@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelrollout.api import Condition
-from modelrollout.rollout.outcome import Reason
+from modelrollout.api.reasons import Reason
+from modelrollout.rollout.outcome import Explanation
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -40,7 +41,7 @@ CONDITION_TYPES: tuple[ConditionType, ...] = (
 
 def conditions_for(
     phase: Phase,
-    reason: Reason,
+    reason: Explanation,
     generation: int,
     previous: tuple[Condition, ...],
     now: datetime,
@@ -53,7 +54,7 @@ def conditions_for(
     """
     before = {condition.type: condition for condition in previous}
 
-    def condition(condition_type: ConditionType, status: bool, why: Reason) -> Condition:
+    def condition(condition_type: ConditionType, status: bool, why: Explanation) -> Condition:
         value = "True" if status else "False"
         old = before.get(condition_type)
         changed_at = old.last_transition_time if old and old.status == value else now
@@ -70,6 +71,8 @@ def conditions_for(
         condition(condition_type, condition_type in _TRUE_BY_PHASE[phase], reason)
         for condition_type in CONDITION_TYPES
     ]
-    drifted = Reason("Drifted", drift.message) if drift else Reason("NoDrift", "")
+    drifted = (
+        Explanation(Reason.DRIFTED, drift.message) if drift else Explanation(Reason.NO_DRIFT, "")
+    )
     conditions.append(condition("Drifted", drift is not None, drifted))
     return tuple(conditions)

@@ -22,19 +22,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelrollout.api import DriftRecord
-from modelrollout.rollout import analysis
+from modelrollout.api.reasons import Reason
+from modelrollout.rollout import analysis, measurement
 from modelrollout.rollout.outcome import Event, Transition
 
 if TYPE_CHECKING:
-    from modelrollout.api import Analysis, Metric, MetricAnalysis, ModelDeploymentStatus
+    from modelrollout.api import Analysis, MetricAnalysis, ModelDeploymentStatus
     from modelrollout.rollout.context import Context
-
-
-def watched(spec_analysis: Analysis | None) -> tuple[Metric, ...]:
-    """The metrics measured on the stable revision while no rollout runs."""
-    if spec_analysis is None:
-        return ()
-    return tuple(m for m in spec_analysis.metrics if m.compare_to is None)
 
 
 def watch(ctx: Context, status: ModelDeploymentStatus) -> Transition | None:
@@ -43,8 +37,10 @@ def watch(ctx: Context, status: ModelDeploymentStatus) -> Transition | None:
     stable, version = status.stable_revision, status.stable_version
     assert stable is not None and version is not None, "drift watch without a stable revision"
     spec_analysis = ctx.spec.analysis
-    recorded = analysis.record(spec_analysis, status, ctx.observed.verdicts, stable)
-    breaches = _breaches(spec_analysis, recorded, stable)
+    applies = measurement.scope(ctx.spec, status)
+    checks, gating = (applies.checks, applies.gating) if applies else ((), ())
+    recorded = analysis.record(spec_analysis, status, ctx.observed.verdicts, stable, checks)
+    breaches = _breaches(spec_analysis, recorded, stable, gating)
     current = recorded.drift if recorded.drift and recorded.drift.revision == stable else None
     events: tuple[Event, ...] = ()
     drift = current
@@ -52,7 +48,7 @@ def watch(ctx: Context, status: ModelDeploymentStatus) -> Transition | None:
         name, result = next(iter(breaches.items()))
         message = (
             f"{name} failed {result.consecutive_failures} time(s) in a row on stable revision "
-            f"{stable} (version {version}){_detail(result)}"
+            f"{stable} (version {version}){analysis.detail(result)}"
         )
         drift = DriftRecord(
             revision=stable,
@@ -63,12 +59,12 @@ def watch(ctx: Context, status: ModelDeploymentStatus) -> Transition | None:
             message=message,
             since=ctx.now,
         )
-        events = (Event("Drifted", f"{message}; no rollout is started", "Warning"),)
+        events = (Event(Reason.DRIFTED, f"{message}; no rollout is started", "Warning"),)
     elif not breaches and current is not None:
         drift = None
         events = (
             Event(
-                "DriftRecovered",
+                Reason.DRIFT_RECOVERED,
                 f"stable revision {stable} (version {version}): {current.metric} "
                 "is within bounds again",
             ),
@@ -81,26 +77,15 @@ def watch(ctx: Context, status: ModelDeploymentStatus) -> Transition | None:
 
 
 def _breaches(
-    spec_analysis: Analysis | None, status: ModelDeploymentStatus, stable: str
+    spec_analysis: Analysis | None,
+    status: ModelDeploymentStatus,
+    stable: str,
+    gating: tuple[str, ...],
 ) -> dict[str, MetricAnalysis]:
     limit = spec_analysis.failure_limit if spec_analysis else 0
     found = {}
-    for metric in watched(spec_analysis):
-        result = status.analysis.get(metric.name)
-        if (
-            not metric.dry_run
-            and result is not None
-            and result.revision == stable
-            and result.consecutive_failures > limit
-        ):
-            found[metric.name] = result
+    for name in gating:
+        result = status.analysis.get(name)
+        if result is not None and result.revision == stable and result.consecutive_failures > limit:
+            found[name] = result
     return found
-
-
-def _detail(result: MetricAnalysis) -> str:
-    parts = []
-    if result.value is not None:
-        parts.append(f"value {result.value:g}")
-    if result.threshold:
-        parts.append(f"threshold {result.threshold}")
-    return f" ({', '.join(parts)})" if parts else ""

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import analysis, progress, transitions
+from modelrollout.api.reasons import Reason
+from modelrollout.rollout import analysis, measurement, progress, transitions
 from modelrollout.rollout.clock import stamp
-from modelrollout.rollout.outcome import Reason, Transition
+from modelrollout.rollout.outcome import Explanation, Transition
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -21,14 +22,14 @@ if TYPE_CHECKING:
 
 def on_failure(
     ctx: Context, status: ModelDeploymentStatus, judgement: Judgement
-) -> Transition | Reason:
+) -> Transition | Explanation:
     """Roll back when rollback.automatic, else the Degraded reason to hold with."""
     if ctx.spec.rollback.automatic:
         return transitions.roll_back(
-            ctx, status, reason="RolledBack", message=judgement.message, judgement=judgement
+            ctx, status, reason=Reason.ROLLED_BACK, message=judgement.message, judgement=judgement
         )
-    return Reason(
-        judgement.reason,
+    return Explanation(
+        judgement.required_reason,
         f"{judgement.message}; rollback.automatic is off: `abort` to roll back "
         "or `promote` to go on",
     )
@@ -46,13 +47,13 @@ class Halt:
     """
 
     phase: Phase
-    reason: str
+    reason: Reason
     message: str
     to_stable: bool = False
 
 
 def judge_step(
-    ctx: Context, status: ModelDeploymentStatus, wanted: int, *, comparisons: bool = True
+    ctx: Context, status: ModelDeploymentStatus, wanted: int
 ) -> tuple[Judgement, Transition | Halt | None]:
     """The current step's analysis judgement, and what interrupts the step: a
     rollback or a status change to plan again from (a Transition), a Halt, or
@@ -62,17 +63,12 @@ def judge_step(
     fewer for longer than spec.progressDeadlineSeconds stops the rollout like a
     failed analysis does (see progress.py).
     """
-    undoing = status.rollout_source == "Undo"
-    judgement = (
-        analysis.PASS
-        if undoing
-        else analysis.judge(
-            ctx.spec.analysis, status, status.step_started_at, comparisons=comparisons
-        )
+    judgement = analysis.judge(
+        ctx.spec.analysis, status, status.step_started_at, gating_checks(ctx, status)
     )
     if judgement.outcome == "fail":
         failure = on_failure(ctx, status, judgement)
-        if isinstance(failure, Reason):
+        if isinstance(failure, Explanation):
             return judgement, Halt("Degraded", failure.reason, failure.message)
         return judgement, failure
     revision = status.canary_revision
@@ -84,7 +80,7 @@ def judge_step(
         return judgement, _deadline_exceeded(ctx, status, waited)
     if status.paused_at is not None:
         return judgement, Halt(
-            "Paused", "PausedByUser", f"paused since {stamp(status.paused_at)}; `resume`"
+            "Paused", Reason.PAUSED_BY_USER, f"paused since {stamp(status.paused_at)}; `resume`"
         )
     return judgement, None
 
@@ -95,7 +91,9 @@ def _deadline_exceeded(
     """Roll back when rollback.automatic, else hold Degraded (latched in status),
     traffic on stable, until `abort`, `promote` or a new spec."""
     if ctx.spec.rollback.automatic:
-        return transitions.roll_back(ctx, status, reason=progress.REASON, message=exceeded.message)
+        return transitions.roll_back(
+            ctx, status, reason=Reason.PROGRESS_DEADLINE_EXCEEDED, message=exceeded.message
+        )
     latched = progress.latch(ctx, status, exceeded)
     if latched is not None:
         return latched
@@ -106,10 +104,16 @@ def _deadline_exceeded(
     )
     return Halt(
         "Degraded",
-        progress.REASON,
+        Reason.PROGRESS_DEADLINE_EXCEEDED,
         f"{exceeded.message}; rollback.automatic is off: traffic stays on stable; {choices}",
         to_stable=True,
     )
+
+
+def gating_checks(ctx: Context, status: ModelDeploymentStatus) -> tuple[str, ...]:
+    """The checks that decide the rollout's current step (see measurement.py)."""
+    scope = measurement.scope(ctx.spec, status)
+    return scope.gating if scope is not None else ()
 
 
 def deadline(started: datetime | None, seconds: float, now: datetime) -> datetime:

@@ -43,7 +43,3 @@ def find(history: tuple[HistoryEntry, ...], number: int) -> HistoryEntry | None:
 def previous(history: tuple[HistoryEntry, ...]) -> HistoryEntry | None:
     """The entry before the serving one: what a plain `undo` goes back to."""
     return history[1] if len(history) > 1 else None
-
-
-def retained(history: tuple[HistoryEntry, ...]) -> frozenset[str]:
-    return frozenset(entry.revision for entry in history)

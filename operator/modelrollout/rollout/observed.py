@@ -136,6 +136,9 @@ class Observed:
     (None: every revision of this ModelDeployment); a role left out is a Service
     to create, so an executor that does not read Services back may pass {} and
     receive a RouteService for each role on every plan.
+    `route_weights` maps a role to the shares its router reads back, for routers
+    that set exact weights; a role left out is one whose shares the router cannot
+    read (Service selectors), and only its revision is compared.
     `command` is the raw `modelrollout.io/command` annotation, if any.
     `verdicts` maps a check name (metric name, or `WEBHOOK_CHECK`) to its latest
     measurement; empty while nothing was measured.
@@ -144,6 +147,7 @@ class Observed:
     generation: int
     revisions: tuple[RevisionObservation, ...] = ()
     routes: Mapping[ServiceRole, str | None] = field(default_factory=dict)
+    route_weights: Mapping[ServiceRole, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     command: str | None = None
     verdicts: Mapping[str, MetricVerdict] = field(default_factory=dict)
 

@@ -9,12 +9,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from modelrollout.api import ModelDeploymentStatus, Phase
+    from modelrollout.api.reasons import Reason
     from modelrollout.rollout.actions import Action
     from modelrollout.rollout.observed import ServiceRole
 
 
 @dataclass(frozen=True)
-class Reason:
+class Explanation:
     """Why the object is in its phase: a CamelCase reason and a sentence.
 
     Both go to status.reason/status.message and every condition; a Kubernetes
@@ -22,7 +23,7 @@ class Reason:
     (Plan.reason_changed).
     """
 
-    reason: str
+    reason: Reason
     message: str
 
 
@@ -32,7 +33,7 @@ class Event:
     command applied...): emit it once as a Kubernetes Event. Replanning the same
     state yields no events."""
 
-    reason: str
+    reason: Reason
     message: str
     type: Literal["Normal", "Warning"] = "Normal"
 
@@ -49,7 +50,7 @@ class Plan:
 
     actions: tuple[Action, ...]
     new_status: ModelDeploymentStatus
-    reason: Reason
+    reason: Explanation
     requeue_after: float | None
     events: tuple[Event, ...] = ()
     # The reason differs from the one in the status planned from: announce it as
@@ -65,10 +66,12 @@ class Settled:
     replicas: Mapping[str, int]
     routes: Mapping[ServiceRole, str | None]
     phase: Phase
-    reason: Reason
+    reason: Explanation
     requeue_after: float | None = None
     # The weight in effect, for status.canaryWeight.
     weight: int = 0
+    # The shares (revision, percent) wanted on a route that spans revisions (None).
+    split: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

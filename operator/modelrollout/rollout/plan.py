@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelrollout.api import spec_revision
+from modelrollout.api.reasons import Reason
 from modelrollout.api.spec import MAX_STEPS
 from modelrollout.rollout import (
     analysis,
@@ -21,6 +22,9 @@ from modelrollout.rollout import (
     commands,
     drift,
     gating,
+    measurement,
+    progress,
+    stages,
     steady,
     transitions,
 )
@@ -33,7 +37,7 @@ from modelrollout.rollout.actions import (
 )
 from modelrollout.rollout.conditions import conditions_for
 from modelrollout.rollout.context import Context
-from modelrollout.rollout.outcome import Event, Plan, Reason, Settled, Transition
+from modelrollout.rollout.outcome import Event, Explanation, Plan, Settled, Transition
 from modelrollout.rollout.validation import spec_problems
 
 if TYPE_CHECKING:
@@ -101,8 +105,13 @@ def _stage(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             return transitions.supersede(ctx, status)
         if ctx.replicas == 0:
             return transitions.promote(ctx, status)  # no pods, nothing to verify
+        applies = measurement.scope(ctx.spec, status)
         recorded = analysis.record(
-            ctx.spec.analysis, status, ctx.observed.verdicts, status.canary_revision
+            ctx.spec.analysis,
+            status,
+            ctx.observed.verdicts,
+            status.canary_revision,
+            applies.checks if applies else (),
         )
         if recorded is not status:
             return Transition(recorded)
@@ -119,12 +128,10 @@ def _stage(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
 
 def _undo_lost(status: ModelDeploymentStatus) -> Transition:
     revision = status.canary_revision
-    idle = {"canary_revision": None, "canary_version": None, "current_step": None}
     return Transition(
-        status.model_copy(
-            update={**idle, "step_started_at": None, "paused_at": None, "rollout_source": None}
-        ),
-        (Event("UndoFailed", f"undo stopped: Deployment of {revision} is gone", "Warning"),),
+        # (The wait stays as it was: it names the lost revision, which nothing reads.)
+        status.model_copy(update={**transitions.IDLE, "readiness_wait": status.readiness_wait}),
+        (Event(Reason.UNDO_FAILED, f"undo stopped: Deployment of {revision} is gone", "Warning"),),
     )
 
 
@@ -158,6 +165,10 @@ def _finish(
             "observed_generation": ctx.observed.generation,
             "canary_weight": settled.weight,
             "pending_scale_downs": tuple(pending),
+            # Written so that readers (the CLI) show them rather than recompute them.
+            "stage": stages.written_stage(ctx.spec, status),
+            "step_timer": stages.step_timer(ctx.spec, status),
+            "readiness_wait": progress.with_deadline(ctx.spec, status),
             "reason": settled.reason.reason,
             "message": settled.reason.message,
             "conditions": conditions_for(
@@ -171,7 +182,7 @@ def _finish(
         }
     )
     return Plan(
-        actions=_actions(ctx, replicas, settled.routes),
+        actions=_actions(ctx, replicas, settled.routes, settled.split),
         new_status=new_status,
         reason=settled.reason,
         requeue_after=requeue,
@@ -181,7 +192,10 @@ def _finish(
 
 
 def _actions(
-    ctx: Context, replicas: Mapping[str, int], routes: Mapping[ServiceRole, str | None]
+    ctx: Context,
+    replicas: Mapping[str, int],
+    routes: Mapping[ServiceRole, str | None],
+    split: tuple[tuple[str, int], ...],
 ) -> tuple[Action, ...]:
     """Only what differs from the observed world, scale-ups before scale-downs."""
     observed = ctx.observed
@@ -209,18 +223,22 @@ def _actions(
             downs.append(ScaleRevision(running.revision, 0))
         else:
             deletes.append(DeleteRevision(running.revision))
-    route_changes = [
-        RouteService(role, revision)
-        for role, revision in routes.items()
-        if role not in observed.routes or observed.routes[role] != revision
-    ]
+    route_changes: list[Action] = []
+    for role, routed in routes.items():
+        weights = split if routed is None else ()
+        if (
+            role not in observed.routes
+            or observed.routes[role] != routed
+            or (role in observed.route_weights and observed.route_weights[role] != weights)
+        ):
+            route_changes.append(RouteService(role, routed, weights))
     return (*ups, *route_changes, *downs, *deletes)
 
 
 def _invalid(
     problems: list[str], status: ModelDeploymentStatus, generation: int, now: datetime
 ) -> Plan:
-    reason = Reason("InvalidSpec", "; ".join(problems))
+    reason = Explanation(Reason.INVALID_SPEC, "; ".join(problems))
     new_status = status.model_copy(
         update={
             "phase": "Degraded",

@@ -19,22 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from modelrollout.api import ReadinessWait, format_seconds
 from modelrollout.rollout.clock import stamp
 from modelrollout.rollout.outcome import Transition
+from modelrollout.rollout.stages import frozen_timer
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
-    from modelrollout.api.status import HoldReason
     from modelrollout.rollout.context import Context
-
-# The reason (status.reason, conditions, the Event, lastRollback.reason and the
-# hold's reason after an automatic rollback): one of api.status.HoldReason.
-REASON: Final[HoldReason] = "ProgressDeadlineExceeded"
 
 
 @dataclass(frozen=True)
@@ -46,6 +42,15 @@ class Exceeded:
 
 def deadline(spec: ModelDeploymentSpec, wait: ReadinessWait) -> datetime:
     return wait.since + timedelta(seconds=spec.progress_deadline_seconds)
+
+
+def with_deadline(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> ReadinessWait | None:
+    """status.readinessWait with the deadline it runs against (frozen while paused)."""
+    wait = status.readiness_wait
+    if wait is None:
+        return None
+    timer = frozen_timer(deadline(spec, wait), status.paused_at)
+    return wait if wait.deadline == timer else wait.model_copy(update={"deadline": timer})
 
 
 def current(status: ModelDeploymentStatus, revision: str | None) -> ReadinessWait | None:
@@ -134,11 +139,3 @@ def requeue(ctx: Context, status: ModelDeploymentStatus, revision: str | None) -
         return None
     left = (deadline(ctx.spec, wait) - ctx.now).total_seconds()
     return left if left > 0 else None  # past it: acted on already
-
-
-def remaining(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> float:
-    """Seconds left on the wait (frozen while paused), for the CLI."""
-    wait = status.readiness_wait
-    assert wait is not None
-    clock = status.paused_at or now
-    return (deadline(spec, wait) - clock).total_seconds()

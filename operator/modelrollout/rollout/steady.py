@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelrollout.rollout import clock, transitions
-from modelrollout.rollout import drift as drift_watch
+from modelrollout.api.reasons import Reason
+from modelrollout.rollout import clock, measurement, transitions
 from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.observed import SERVICE_ROLES
-from modelrollout.rollout.outcome import Event, Reason, Settled, Transition
+from modelrollout.rollout.outcome import Event, Explanation, Settled, Transition
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus, Phase
@@ -32,22 +32,22 @@ def first_deployment(ctx: Context, status: ModelDeploymentStatus) -> StageResult
                     "readiness_wait": None,
                 }
             ),
-            (Event("Deployed", f"revision {revision} (version {version}) deployed"),),
+            (Event(Reason.DEPLOYED, f"revision {revision} (version {version}) deployed"),),
         )
     waited = deadline.watch(ctx, status, revision, ctx.replicas)
     if isinstance(waited, Transition):
         return waited
     phase: Phase = "Progressing"
-    reason = Reason(
-        "Deploying",
+    reason = Explanation(
+        Reason.DEPLOYING,
         f"deploying revision {revision} (version {version}): "
         f"{available}/{ctx.replicas} replicas available{deadline.note(ctx, status, revision)}",
     )
     if isinstance(waited, deadline.Exceeded):
         phase, reason = (
             "Degraded",
-            Reason(
-                deadline.REASON,
+            Explanation(
+                Reason.PROGRESS_DEADLINE_EXCEEDED,
                 f"revision {revision} (version {version}): {waited.message}; no stable "
                 "revision to roll back to: fix the spec, or the pods",
             ),
@@ -69,11 +69,11 @@ def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
     counts = f"{available}/{ctx.replicas} replicas available"
     hold = status.hold
     phase: Phase
-    if hold is not None and hold.reason != "Undone":  # a rollback: the revision failed
+    if hold is not None and Reason(hold.reason) != Reason.UNDONE:  # a rollback: the revision failed
         phase, reason = (
             "Degraded",
-            Reason(
-                hold.reason,
+            Explanation(
+                Reason(hold.reason),
                 f"{hold.message}; serving stable revision {stable} (version {version}), {counts}. "
                 f"Change the spec or run `retry` to roll out revision {hold.revision} again",
             ),
@@ -81,13 +81,13 @@ def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
     elif available < ctx.replicas:
         phase, reason = (
             "Progressing",
-            Reason("Scaling", f"revision {stable} (version {version}): {counts}"),
+            Explanation(Reason.SCALING, f"revision {stable} (version {version}): {counts}"),
         )
     elif hold is not None:
         phase, reason = (
             "Healthy",
-            Reason(
-                "Undone",
+            Explanation(
+                Reason.UNDONE,
                 f"serving revision {stable} (version {version}) by undo, {counts}; spec revision "
                 f"{hold.revision} is held until the spec changes or `retry`",
             ),
@@ -96,8 +96,8 @@ def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
         drift = status.drift
         phase, reason = (
             "Healthy",
-            Reason(
-                "Drifted",
+            Explanation(
+                Reason.DRIFTED,
                 f"revision {stable} (version {version}) serves all traffic, {counts}; "
                 f"drifting since {clock.stamp(drift.since)}: {drift.message}. "
                 "Roll out a corrected model to replace it",
@@ -106,10 +106,10 @@ def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
     else:
         phase, reason = (
             "Healthy",
-            Reason("Available", f"revision {stable} (version {version}): {counts}"),
+            Explanation(Reason.AVAILABLE, f"revision {stable} (version {version}): {counts}"),
         )
     # While Healthy the drift watch measures the stable revision every interval.
-    watching = phase == "Healthy" and bool(drift_watch.watched(ctx.spec.analysis))
+    watching = measurement.watches_drift(ctx.spec, phase)
     return Settled(
         replicas={stable: ctx.replicas},
         routes=dict.fromkeys(SERVICE_ROLES, stable),

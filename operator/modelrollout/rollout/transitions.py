@@ -9,21 +9,25 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from modelrollout.api import Hold, PendingScaleDown, RollbackRecord
-from modelrollout.rollout import history
+from modelrollout.api import BlueGreenStage, Hold, PendingScaleDown, RollbackRecord
+from modelrollout.api.reasons import Reason, hold_reason
+from modelrollout.rollout import history, stages
 from modelrollout.rollout.outcome import Event, Transition
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus
-    from modelrollout.api.status import HoldReason, RolloutSource
+    from modelrollout.api.status import RolloutSource
     from modelrollout.rollout.analysis import Judgement
     from modelrollout.rollout.context import Context
 
-_IDLE = {
+# The status fields of no rollout in flight.
+IDLE = {
     "canary_revision": None,
     "canary_version": None,
     "current_step": None,
+    "stage": None,
     "step_started_at": None,
+    "step_timer": None,
     "paused_at": None,
     "rollout_source": None,
     "readiness_wait": None,
@@ -59,7 +63,11 @@ def start(ctx: Context, status: ModelDeploymentStatus) -> Transition:
             update={
                 "canary_revision": ctx.target,
                 "canary_version": version,
-                "current_step": 0,
+                **(
+                    {"current_step": 0}
+                    if ctx.spec.strategy.canary is not None
+                    else stages.enter(BlueGreenStage.PREVIEW_STARTING)
+                ),
                 "step_started_at": ctx.now,
                 "paused_at": None,
                 "rollout_source": "Spec",
@@ -70,7 +78,7 @@ def start(ctx: Context, status: ModelDeploymentStatus) -> Transition:
         ),
         (
             Event(
-                "RolloutStarted",
+                Reason.ROLLOUT_STARTED,
                 f"rolling out revision {ctx.target} (version {version}) "
                 f"to replace {status.stable_revision} (version {status.stable_version})",
             ),
@@ -81,10 +89,10 @@ def start(ctx: Context, status: ModelDeploymentStatus) -> Transition:
 def supersede(ctx: Context, status: ModelDeploymentStatus) -> Transition:
     """A newer spec arrived mid-rollout: drop the in-flight revision."""
     return Transition(
-        status.model_copy(update=_IDLE),
+        status.model_copy(update=IDLE),
         (
             Event(
-                "RolloutSuperseded",
+                Reason.ROLLOUT_SUPERSEDED,
                 f"revision {status.canary_revision} (version {status.canary_version}) "
                 f"dropped: the spec now asks for revision {ctx.target} "
                 f"(version {ctx.spec.model.version})",
@@ -117,7 +125,7 @@ def promote(
         pending = tuple(p for p in pending if p.revision != revision)
     promoted = status.model_copy(
         update={
-            **_IDLE,
+            **IDLE,
             **serving(ctx, status, revision, version, source),
             "pending_scale_downs": pending,
         }
@@ -125,7 +133,12 @@ def promote(
     what = "undo completed" if source == "Undo" else "promoted"
     return Transition(
         promoted,
-        (Event("Promoted", f"revision {revision} (version {version}) {what}; serves all traffic"),),
+        (
+            Event(
+                Reason.PROMOTED,
+                f"revision {revision} (version {version}) {what}; serves all traffic",
+            ),
+        ),
     )
 
 
@@ -133,7 +146,7 @@ def roll_back(
     ctx: Context,
     status: ModelDeploymentStatus,
     *,
-    reason: HoldReason,
+    reason: Reason,
     message: str,
     judgement: Judgement | None = None,
 ) -> Transition:
@@ -146,7 +159,9 @@ def roll_back(
     assert revision is not None and version is not None, "roll back without a rollout"
     # An undo that is stopped holds the same spec revision it held before.
     held = status.hold if status.rollout_source == "Undo" else None
-    hold = held or Hold(revision=revision, reason=reason, message=message, since=ctx.now)
+    hold = held or Hold(
+        revision=revision, reason=hold_reason(reason), message=message, since=ctx.now
+    )
     record = RollbackRecord(
         revision=revision,
         version=version,
@@ -158,7 +173,7 @@ def roll_back(
         at=ctx.now,
     )
     return Transition(
-        status.model_copy(update={**_IDLE, "hold": hold, "last_rollback": record}),
+        status.model_copy(update={**IDLE, "hold": hold, "last_rollback": record}),
         (Event(reason, f"revision {revision} (version {version}): {message}", "Warning"),),
     )
 
@@ -166,10 +181,10 @@ def roll_back(
 def forget_missing_stable(status: ModelDeploymentStatus) -> Transition:
     """The stable Deployment was deleted behind our back: nothing to protect any more."""
     return Transition(
-        status.model_copy(update={**_IDLE, "stable_revision": None, "stable_version": None}),
+        status.model_copy(update={**IDLE, "stable_revision": None, "stable_version": None}),
         (
             Event(
-                "StableMissing",
+                Reason.STABLE_MISSING,
                 f"Deployment of stable revision {status.stable_revision} is gone; "
                 "deploying the spec's revision directly",
                 "Warning",

@@ -7,17 +7,14 @@ the spec is fixed.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from modelrollout.api.names import INJECTED_ENV, RESERVED_LABELS
-from modelrollout.api.spec import QUERY_VARIABLES
+from modelrollout.api.spec import QUERY_VARIABLE, QUERY_VARIABLES
 from modelrollout.rollout.analysis import WEBHOOK_CHECK
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentSpec
-
-_VARIABLE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 
 
 def spec_problems(spec: ModelDeploymentSpec) -> list[str]:
@@ -31,7 +28,7 @@ def spec_problems(spec: ModelDeploymentSpec) -> list[str]:
     problems += _template_problems(spec.template)
     if spec.analysis is not None:
         for index, metric in enumerate(spec.analysis.metrics):
-            unknown = sorted(set(_VARIABLE.findall(metric.query)) - QUERY_VARIABLES)
+            unknown = sorted(set(QUERY_VARIABLE.findall(metric.query)) - QUERY_VARIABLES)
             if unknown:
                 problems.append(
                     f"spec.analysis.metrics[{index}].query: unknown variable(s) "

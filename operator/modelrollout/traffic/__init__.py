@@ -3,10 +3,10 @@
 Without a service mesh, a canary weight is the replica ratio behind the one
 `<md-name>` Service and blue/green switches that Service's selector; both are
 Service selectors (`ServiceSelectorRouter`). A router for Gateway API
-HTTPRoutes, with exact weights, fits the same Protocol.
+HTTPRoutes sets the weights the core asks for exactly, through the same Protocol.
 """
 
-from modelrollout.traffic.router import Router
+from modelrollout.traffic.router import Backends, RouteName, Router, Verification
 from modelrollout.traffic.service_selector import ServiceSelectorRouter
 
-__all__ = ["Router", "ServiceSelectorRouter"]
+__all__ = ["Backends", "RouteName", "Router", "ServiceSelectorRouter", "Verification"]

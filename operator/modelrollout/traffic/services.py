@@ -8,7 +8,7 @@ from typing import Any
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner, common_labels
-from modelrollout.rollout.observed import ServiceRole
+from modelrollout.rollout import ServiceRole
 
 SERVICE_ROLE_LABEL = f"{n.GROUP}/service-role"
 

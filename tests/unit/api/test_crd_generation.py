@@ -140,7 +140,7 @@ def test_what_the_crd_cannot_state_fails_the_generation_naming_the_field(
 
 
 def test_a_printer_column_must_name_a_status_field(monkeypatch: pytest.MonkeyPatch) -> None:
-    columns = (*crd.PRINTER_COLUMNS, ("Stage", "string", None, ".status.stage"))
+    columns = (*crd.PRINTER_COLUMNS, ("Mood", "string", None, ".status.mood"))
     monkeypatch.setattr(crd, "PRINTER_COLUMNS", columns)
-    with pytest.raises(CRDGenerationError, match="status has no field stage"):
+    with pytest.raises(CRDGenerationError, match="status has no field mood"):
         crd_manifest()

@@ -101,7 +101,8 @@ def test_the_weight_the_value_and_the_start_of_a_rollout_in_flight() -> None:
 
 @pytest.mark.parametrize(
     ("reason", "metric"),
-    [("RolledBack", "quality"), ("Aborted", ""), ("ProgressDeadlineExceeded", ""), ("Undone", "")],
+    # (Not "Undone": it holds a revision but rolls nothing back; no Event has it.)
+    [("RolledBack", "quality"), ("Aborted", ""), ("ProgressDeadlineExceeded", "")],
 )
 def test_rollbacks_are_counted_by_reason_and_failing_check(reason: str, metric: str) -> None:
     registry = CollectorRegistry()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from modelrollout.api.spec import QUERY_VARIABLES
-from modelrollout.metrics import QueryContext, render, variables
-from modelrollout.metrics.templating import TemplateError, promql_duration
+from modelrollout.metrics import render
+from modelrollout.metrics.templating import TemplateError
+from modelrollout.rollout.query_variables import QueryContext, promql_duration, variables
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from rollout_world import World, deployed, make_spec
 
+from modelrollout.api import BlueGreenStage
 from modelrollout.rollout import MetricVerdict
-from modelrollout.rollout.bluegreen import VERIFYING
+from modelrollout.rollout.stages import LEGACY_STEP
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +40,8 @@ def switched(**analysis: Any) -> tuple[World, str, str]:
     measure(world, "pass")
     measure(world, "pass", name="accuracy")
     world.settle()
-    assert world.status.current_step == VERIFYING, world.status.message
+    assert world.status.current_step == LEGACY_STEP[BlueGreenStage.VERIFYING], world.status.message
+    assert world.status.stage == BlueGreenStage.VERIFYING
     return world, blue, world.revision
 
 
@@ -133,7 +135,7 @@ def test_a_restart_resumes_the_verification_with_the_same_deadline() -> None:
     restarted.routes = dict(world.routes)
     restarted.now = world.now
     restarted.plan()
-    assert restarted.status.current_step == VERIFYING
+    assert restarted.status.current_step == LEGACY_STEP[BlueGreenStage.VERIFYING]
     assert restarted.status.step_started_at == started
     assert restarted.events == []
 

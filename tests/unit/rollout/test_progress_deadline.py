@@ -10,9 +10,16 @@ from typing import Any
 import pytest
 from rollout_world import T0, World, deployed, make_spec
 
-from modelrollout.api import ModelDeploymentStatus, SpecError, dump_status, parse_spec, parse_status
+from modelrollout.api import (
+    BlueGreenStage,
+    ModelDeploymentStatus,
+    SpecError,
+    dump_status,
+    parse_spec,
+    parse_status,
+)
 from modelrollout.rollout import MetricVerdict, PodCause, PodsObservation
-from modelrollout.rollout.bluegreen import VERIFYING
+from modelrollout.rollout.stages import LEGACY_STEP
 
 pytestmark = pytest.mark.unit
 
@@ -507,7 +514,7 @@ def test_blue_green_halted_after_the_switch_sends_traffic_back_to_blue() -> None
     world.wait(10)
     world.verdicts["error-rate"] = MetricVerdict("pass", world.now)
     world.settle()  # preview passed, scaled up, switched: verifying
-    assert world.status.current_step == VERIFYING
+    assert world.status.current_step == LEGACY_STEP[BlueGreenStage.VERIFYING]
     assert world.routes["main"] == green
     make_available(world, green, 2)  # half of green crashes
     pods_say(world, green, PULL, ready=2, not_ready=2)
