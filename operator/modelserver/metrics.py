@@ -1,4 +1,5 @@
-"""The server's Prometheus metrics (DESIGN.md section 5), on an injected registry.
+"""The server's Prometheus metrics (README: "The reference model server", Metrics),
+on an injected registry.
 
 Counters and the latency histogram are ordinary collectors. Drift and live
 accuracy come from a custom collector that reports the latest evaluation, so

@@ -1,7 +1,7 @@
 """Typed settings of `modelrollout serve`, read from the environment.
 
-The operator injects the model identity with the fixed names of DESIGN.md
-section 2 (MODEL_NAME, MODEL_VERSION, MODEL_URI, MODEL_SHA256,
+The operator injects the model identity with the fixed names of
+docs/architecture.md, "Names" (MODEL_NAME, MODEL_VERSION, MODEL_URI, MODEL_SHA256,
 MODELROLLOUT_REVISION); everything else is tuning with the prefix
 `MODELSERVER_`, so a pod template can set it without flags. Each field says its
 unit and why its default is what it is.
@@ -28,7 +28,7 @@ def _doc(text: str, env: str | None = None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Settings:
-    # Identity (DESIGN.md section 2: names injected by the operator).
+    # Identity (docs/architecture.md, "Names": names injected by the operator).
     model_name: str = field(default="model", metadata=_doc("Logical model name.", "MODEL_NAME"))
     model_version: str = field(
         default="0", metadata=_doc("The release being served.", "MODEL_VERSION")

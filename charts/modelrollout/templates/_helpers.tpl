@@ -38,7 +38,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* What the operator does to the objects it rolls out, in one place for the
      ClusterRole (cluster-wide) and the per-namespace Roles (namespaced). Each
      rule was found by running the operator under this account and reading its
-     403s; tests/integration/test_helm_chart.py runs a canary and a rollback with it. */}}
+     403s; tests/integration/test_helm_chart_install.py runs a canary and a rollback
+     with it. */}}
 {{- define "modelrollout.operatorRules" -}}
 # The ModelDeployments: read and watch them; Kopf patches its finalizer and
 # bookkeeping annotations in.

@@ -1,4 +1,4 @@
-"""Fixed names of DESIGN.md section 2, in one place.
+"""The fixed names (docs/architecture.md, "Names"), in one place.
 
 The operator, the CLI, the Helm chart and the tests must agree on these byte for
 byte: a label key spelled twice is a label key that drifts.
@@ -34,7 +34,8 @@ RESERVED_LABELS: Final = (
     LABEL_MODEL_VERSION,
 )
 
-# The CLI writes a manual command here; the operator never edits spec (DESIGN.md 3).
+# The CLI writes a manual command here; the operator never edits spec
+# (docs/architecture.md, "The status contract").
 COMMAND_ANNOTATION: Final = f"{GROUP}/command"
 
 # Environment injected into the model-server container.

@@ -1,5 +1,5 @@
 """Who owns the objects the operator makes: the ModelDeployment's identity and
-the labels every owned object carries (DESIGN.md section 2)."""
+the labels every owned object carries (docs/architecture.md, "Names")."""
 
 from __future__ import annotations
 

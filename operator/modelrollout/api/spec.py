@@ -1,4 +1,4 @@
-"""The ModelDeployment spec as pydantic models (DESIGN.md section 3).
+"""The ModelDeployment spec as pydantic models (README: "The ModelDeployment").
 
 These models are the source of the CRD's spec schema: `make crds` generates
 crds/modeldeployment.yaml from them (modelrollout.api.crd), so every field name,
@@ -40,7 +40,7 @@ MAX_ENUM_LENGTH: Final = 32
 
 # A variable in a metric query: `{{ name }}`, spaces allowed inside the braces.
 QUERY_VARIABLE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
-# Variables a metric query may use as {{ name }} (DESIGN.md section 3).
+# Variables a metric query may use as {{ name }} (README: "Analysis and automatic rollback").
 QUERY_VARIABLES = frozenset(
     {
         "namespace",

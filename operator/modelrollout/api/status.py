@@ -1,10 +1,10 @@
 """The ModelDeployment status as pydantic models.
 
-Everything the operator knows lives here (DESIGN.md section 3: it never writes
-spec), so a restarted operator resumes each rollout from status alone: the step,
-when it began, a manual pause, the last command handled, a held revision and
-pending scale-downs. Unknown fields are ignored so an older or newer operator
-can read what another version wrote.
+Everything the operator knows lives here (docs/architecture.md, "The status
+contract": it never writes spec), so a restarted operator resumes each rollout
+from status alone: the step, when it began, a manual pause, the last command
+handled, a held revision and pending scale-downs. Unknown fields are ignored so
+an older or newer operator can read what another version wrote.
 
 These models are the source of the CRD's status schema (`make crds`,
 modelrollout.api.crd): a field added here is one the API server keeps, not one

@@ -1,8 +1,9 @@
 """Builds the Deployment of each revision a ModelDeployment runs. Pure: dicts in,
 dicts out, so every name, label and injected variable is unit-tested here.
 
-Names, labels and env follow DESIGN.md section 2. Every object carries an owner
-reference to its ModelDeployment, so deleting it deletes everything it made.
+Names, labels and env follow api/names.py (docs/architecture.md, "Names").
+Every object carries an owner reference to its ModelDeployment, so deleting it
+deletes everything it made.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """One query's outcome, and the Protocol every metric provider implements.
 
 A value, no data and a query error are three different facts and are never
-confused (DESIGN.md section 4): no data (nothing matched, NaN, an infinity) is
-what onNoData decides about; an error (Prometheus down, bad PromQL, a timeout,
-an ambiguous answer) counts towards consecutiveErrorLimit.
+confused (docs/architecture.md, "Adding a metric provider"): no data (nothing
+matched, NaN, an infinity) is what onNoData decides about; an error (Prometheus
+down, bad PromQL, a timeout, an ambiguous answer) counts towards
+consecutiveErrorLimit.
 """
 
 from __future__ import annotations

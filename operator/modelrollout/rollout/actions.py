@@ -20,7 +20,7 @@ class EnsureRevision:
     """Make Deployment `<md-name>-<revision>` exist with `replicas` replicas.
 
     Only ever the revision of the current spec: build it from spec.model and
-    spec.template (labels and MODEL_* env of DESIGN.md section 2) when missing,
+    spec.template (labels and MODEL_* env of docs/architecture.md, "Names") when missing,
     otherwise set spec.replicas only: the revision is a hash of spec.model and
     spec.template, so an existing Deployment of it already runs what they ask.
     """

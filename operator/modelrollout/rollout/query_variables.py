@@ -1,12 +1,13 @@
 """The values of a metric query's `{{ variable }}`s: which revision each one names.
 
-The variables are exactly DESIGN.md's list (api.spec.QUERY_VARIABLES; the
-operator rejects others as InvalidSpec before anything is measured).
+The variables are exactly the README's list ("Analysis and automatic rollback";
+api.spec.QUERY_VARIABLES; the operator rejects others as InvalidSpec before
+anything is measured).
 `version`/`revision` name the revision being measured: the canary during a
 rollout, the stable one for the stable side of `compareTo: stable` and for the
 drift watch. While no rollout runs the stable revision is also what
 `canaryVersion`/`canaryRevision` name, so a query written for the canary (as in
-DESIGN.md's example) watches the stable revision unchanged. Which revision is
+examples/canary.yaml) watches the stable revision unchanged. Which revision is
 measured is measurement.py's decision; substituting them into PromQL (and
 escaping) is the metrics layer's.
 """

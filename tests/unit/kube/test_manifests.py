@@ -1,5 +1,5 @@
-"""The objects a ModelDeployment owns carry DESIGN.md section 2's names, labels
-and environment, and an owner reference so deleting it deletes them."""
+"""The objects a ModelDeployment owns carry the names, labels and environment of
+docs/architecture.md ("Names"), and an owner reference so deleting it deletes them."""
 
 from __future__ import annotations
 

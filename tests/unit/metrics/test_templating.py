@@ -1,4 +1,4 @@
-"""Query templating: exactly DESIGN.md's variables, the measured side, escaping."""
+"""Query templating: exactly the README's template variables, the measured side, escaping."""
 
 from __future__ import annotations
 
