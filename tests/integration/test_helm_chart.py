@@ -1,6 +1,6 @@
 """The Helm chart, for real on the local cluster: it lints, its manifests pass the
 API server's own validation (server-side dry-run), it installs, and **the chart's
-operator pod** (the project's image, built by `make images`, on the cluster's real
+operator pod** (the operator image, built by `make images`, on the cluster's real
 node, with in-cluster credentials through the `kubernetes` Service and the
 chart's own ServiceAccount) runs a canary that is promoted and one that is rolled
 back, so the chart's RBAC is proven sufficient; a TokenRequest token of the same
@@ -44,7 +44,7 @@ from modelrollout.settings import OperatorSettings
 from support.exporter import QUALITY, MetricsLab, metrics_lab
 from support.hooks import Hook, running_hook
 from support.kube import ClusterUnderTest, fresh_namespace
-from support.realnode import reachable_from_pods, workload_image
+from support.realnode import operator_image, reachable_from_pods
 from support.rollouts import Rollouts, example, plain_canary
 from support.scrape import sample
 from support.waiting import wait_for
@@ -118,10 +118,10 @@ class Release:
 
 
 def operator_pod_values(kube: ClusterUnderTest) -> list[str]:
-    """The locally built image (imported into the node, never pulled), one replica;
+    """The locally built operator image (imported into the node, never pulled), one replica;
     the chart's defaults place it, as a user's would be (only the real node takes
     pods that do not ask for the simulated ones)."""
-    repository, tag = workload_image(kube).rsplit(":", 1)
+    repository, tag = operator_image(kube).rsplit(":", 1)
     return [
         "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
         "--set", "image.pullPolicy=Never", "--set", "replicaCount=1",
