@@ -86,7 +86,7 @@ class RealNode:
     @property
     def containerd_root(self) -> Path:
         """Content and snapshots, kept between runs of the cluster's slot: importing
-        and unpacking the project's image (800 MB) is most of a cold node start."""
+        and unpacking the project's images (800 + 360 MB) is most of a cold node start."""
         return _cache_root() / "node" / f"slot-{self.network.slot}" / "containerd"
 
     @property
