@@ -19,12 +19,12 @@ help:
 	@echo "make demo-down    stop the demo's operator and its cluster"
 	@echo "make cluster-up   start (or reuse) the local cluster; prints KUBECONFIG=... last"
 	@echo "make cluster-down stop it"
-	@echo "make images       the project, pause and base images for a real node (Docker, cached); prints an env file last"
+	@echo "make images       the operator, model-server, pause and base images for a real node (Docker, cached); prints an env file last"
 	@echo "make images-stop  stop the private dockerd make images started (the images stay cached)"
 	@echo "make lint         ruff, mypy --strict, import-linter"
 	@echo "make crds         generate crds/modeldeployment.yaml from the API models, copy crds/ into the chart"
 	@echo "make lock         record the venv's package versions in constraints.txt"
-	@echo "make e2e-kind     image + kind + chart + canary and rollback (needs Docker; not run here)"
+	@echo "make e2e-kind     both images + kind + chart + canary and rollback (needs Docker; not run here)"
 
 $(VENV_STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -47,7 +47,7 @@ deps:
 cluster-tools:
 	@bash tools/cluster/build.sh >/dev/null
 
-# stdout is the env file's path alone (MODELROLLOUT_IMAGE, ..._TAR, PAUSE_IMAGE, ...).
+# stdout is the env file's path alone (OPERATOR_IMAGE, MODELSERVER_IMAGE, their _TARs, PAUSE_IMAGE, ...).
 images: deps
 	@bash tools/images/build.sh
 
@@ -61,8 +61,8 @@ cluster-down: venv
 	@$(PY) -m modelrollout.devenv.cluster down
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests benchmarks
-	$(VENV)/bin/ruff format --check operator tests benchmarks
+	$(VENV)/bin/ruff check operator tests benchmarks docker tools
+	$(VENV)/bin/ruff format --check operator tests benchmarks docker tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -102,7 +102,7 @@ def main() -> None:
             cluster.down(log=lambda _m: None)
     print(f"warm cluster-up: {summary(timings)}")
     pods = pod_start_to_ready(cluster, args.runs)
-    print(f"real pod (the project's image, 1 s readiness probe) created to Ready: {summary(pods)}")
+    print(f"real pod (model-server image, 1 s readiness probe) created to Ready: {summary(pods)}")
     models = train_variants(Path(tempfile.mkdtemp()), variants=("improved",))
     improved = models["improved"]
     with ArtifactStore(Path(tempfile.mkdtemp()), cluster.network) as store:

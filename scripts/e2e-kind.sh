@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make e2e-kind`: the real image in a real kind cluster. Builds the image, loads
-# it into kind, installs the chart, dry-runs the examples (server-side: their
+# `make e2e-kind`: the real images in a real kind cluster. Builds both images (the
+# Dockerfile's targets: the operator, the model server), loads them into kind,
+# installs the chart with the operator image, dry-runs the examples (server-side: their
 # images are placeholders) and its own manifests, then rolls out a model by
 # canary gated on its error rate in Prometheus: version 2 is promoted, version 3
 # (answering half its requests with 500) is rolled back automatically.
@@ -16,16 +17,17 @@ ns=modelrollout-e2e
 kubectl() { command kubectl --context "kind-$cluster" "$@"; }
 step() { echo "[e2e-kind] $*" >&2; }
 
-step "building the image modelrollout:e2e"
-docker build -t modelrollout:e2e .
+step "building the images modelrollout-operator:e2e and modelrollout:e2e (the model server)"
+docker build --target operator -t modelrollout-operator:e2e .
+docker build --target modelserver -t modelrollout:e2e .
 kind get clusters | grep -qx "$cluster" || kind create cluster --name "$cluster" --wait 120s
-kind load docker-image modelrollout:e2e --name "$cluster"
+kind load docker-image modelrollout-operator:e2e modelrollout:e2e --name "$cluster"
 
 step "installing the chart (namespaced: $ns)"
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f -
 helm upgrade --install modelrollout charts/modelrollout --kube-context "kind-$cluster" \
   -n modelrollout-system --create-namespace --wait --timeout 180s \
-  --set image.repository=modelrollout --set image.tag=e2e --set image.pullPolicy=Never \
+  --set image.repository=modelrollout-operator --set image.tag=e2e --set image.pullPolicy=Never \
   --set "watchNamespaces={$ns}"
 
 step "the examples and the e2e manifests pass the API server's validation"

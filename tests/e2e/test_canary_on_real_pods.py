@@ -2,7 +2,7 @@
 the way a user's would, and promoted.
 
 v1 (the baseline tree) and v2 (the improved pipeline) run as pods of the
-project's image on the cluster's real node, their artifacts downloaded over
+model-server image on the cluster's real node, their artifacts downloaded over
 HTTP. Prometheus (3.16, built from its Go module with the Kubernetes discovery
 that Debian's package leaves out) discovers them with `kubernetes_sd_configs`
 (role pod, through the API server) and scrapes their pod IPs. The requests of

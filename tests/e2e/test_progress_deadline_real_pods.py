@@ -5,7 +5,7 @@ the server's termination message report, while the stable revision's real pods
 keep every replica ready and answer every client of the Service's ClusterIP
 (routed by kube-proxy).
 
-The model servers here are real pods of the project's image (`args: [serve]`),
+The model servers here are real pods of the model-server image (`args: [serve]`),
 their artifact downloaded over HTTP from a store on this machine's loopback
 (forwarded to the pods), their readiness probe gating the Service's endpoints."""
 
@@ -32,7 +32,7 @@ DEADLINE = 20
 
 
 def real_canary(kube: ClusterUnderTest, name: str) -> dict[str, Any]:
-    """A canary whose pods are the project's image serving a file on the real node;
+    """A canary whose pods are the model-server image serving a file on the real node;
     the stable ones answer `stable`."""
     body = plain_canary(name, [{"setWeight": 50}, {"pause": {}}], replicas=2)
     pod = python_pod(kube, name, files={"whoami": "stable"})

@@ -1,5 +1,5 @@
 """The Helm chart installed for real on the local cluster: **the chart's operator
-pod** (the project's image, built by `make images`, on the cluster's real node,
+pod** (the operator image, built by `make images`, on the cluster's real node,
 with in-cluster credentials through the `kubernetes` Service and the chart's own
 ServiceAccount) runs a canary that is promoted and one that is rolled back, so
 the chart's RBAC is proven sufficient; a TokenRequest token of the same

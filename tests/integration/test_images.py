@@ -1,7 +1,10 @@
 """`make images` (tools/images/build.sh) builds what a real node runs from this
-machine alone: the project's image runs the CLI with no network as uid 10001, the
-pause image's process exits 0 when its sandbox is stopped, the tarballs are what
-`ctr images import` reads, and a second run with no input changed reuses it all."""
+machine alone: the project's two images (the Dockerfile's targets) run the CLI
+with no network as uid 10001, the operator image without any ML library nor the
+developer's environment, the model-server image with them and `serve` as its
+command; the pause image's process exits 0 when its sandbox is stopped, the
+tarballs are what `ctr images import` reads, and a second run with no input
+changed reuses it all."""
 
 from __future__ import annotations
 
@@ -52,26 +55,96 @@ def inspect(env: dict[str, str], image: str) -> dict[str, object]:
     return described[0]
 
 
-def test_the_image_runs_the_cli_with_no_network(
-    images: BuiltImages, docker_env: dict[str, str]
+PROJECT_IMAGES = ["operator", "modelserver"]
+ML_MODULES = ["numpy", "scipy", "sklearn", "pandas", "skops", "palmerpenguins", "onnxruntime"]
+
+
+def project_image(images: BuiltImages, which: str) -> str:
+    return {"operator": images.operator_image, "modelserver": images.modelserver_image}[which]
+
+
+def python_in(env: dict[str, str], image: str, script: str, *args: str) -> str:
+    run = ["run", "--rm", "--network=none", "--entrypoint", "python", image]
+    return docker(env, *run, "-c", script, *args)
+
+
+FIND = "import sys, importlib.util as u; print([m for m in sys.argv[1:] if u.find_spec(m)])"
+
+
+@pytest.mark.parametrize("which", PROJECT_IMAGES)
+def test_the_images_run_the_cli_with_no_network(
+    images: BuiltImages, docker_env: dict[str, str], which: str
 ) -> None:
-    run = ["run", "--rm", "--network=none", images.modelrollout_image]
+    run = ["run", "--rm", "--network=none", project_image(images, which)]
     usage = docker(docker_env, *run, "--help")
     assert "serve" in usage
     assert "run" in usage
     assert docker(docker_env, *run, "--version") == f"modelrollout {__version__}"
 
 
-def test_the_image_runs_as_uid_10001(images: BuiltImages, docker_env: dict[str, str]) -> None:
-    config = inspect(docker_env, images.modelrollout_image)["Config"]
+@pytest.mark.parametrize("which", PROJECT_IMAGES)
+def test_the_images_run_as_uid_10001(
+    images: BuiltImages, docker_env: dict[str, str], which: str
+) -> None:
+    image = project_image(images, which)
+    config = inspect(docker_env, image)["Config"]
     assert isinstance(config, dict)
     assert config["User"] == "10001:10001"
     ids = docker(
         docker_env,
-        *("run", "--rm", "--network=none", "--entrypoint", "sh", images.modelrollout_image),
+        *("run", "--rm", "--network=none", "--entrypoint", "sh", image),
         *("-c", "id -u; id -g"),
     )
     assert ids.split() == ["10001", "10001"]
+
+
+@pytest.mark.parametrize("which", PROJECT_IMAGES)
+def test_neither_image_carries_the_developer_environment(
+    images: BuiltImages, docker_env: dict[str, str], which: str
+) -> None:
+    image = project_image(images, which)
+    found = python_in(docker_env, image, FIND, "modelrollout.devenv", "modelrollout.handlers")
+    assert found == "['modelrollout.handlers']"
+
+
+def test_the_operator_image_has_no_ml_library(
+    images: BuiltImages, docker_env: dict[str, str]
+) -> None:
+    config = inspect(docker_env, images.operator_image)["Config"]
+    assert isinstance(config, dict)
+    assert config["Entrypoint"] == ["modelrollout"]
+    assert config["Cmd"] == ["run"]
+    assert python_in(docker_env, images.operator_image, FIND, *ML_MODULES) == "[]"
+    # Every module of the operator's package imports there (what the CLI and the
+    # handlers reach lazily too, such as the Prometheus client), loading none.
+    every_module = (
+        "import importlib, pkgutil, sys, modelrollout\n"
+        "for module in pkgutil.walk_packages(modelrollout.__path__, 'modelrollout.'):\n"
+        "    importlib.import_module(module.name)\n"
+        "from prometheus_api_client import PrometheusConnect\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:])))\n"
+    )
+    assert python_in(docker_env, images.operator_image, every_module, *ML_MODULES) == "[]"
+    # `serve` there fails at once, in one line saying where the model server is.
+    result = subprocess.run(
+        ["docker", "run", "--rm", "--network=none", images.operator_image, "serve"],
+        env=docker_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "the model server's dependencies are not installed" in result.stderr
+    assert "Dockerfile target `modelserver`" in result.stderr
+
+
+def test_the_modelserver_image_serves_by_default(
+    images: BuiltImages, docker_env: dict[str, str]
+) -> None:
+    config = inspect(docker_env, images.modelserver_image)["Config"]
+    assert isinstance(config, dict)
+    assert config["Entrypoint"] == ["modelrollout"]
+    assert config["Cmd"] == ["serve"]
+    assert "8080/tcp" in config["ExposedPorts"]
+    found = python_in(docker_env, images.modelserver_image, FIND, *ML_MODULES)
+    assert found == str(ML_MODULES)
 
 
 def catches(pid: int, *signals: int) -> bool:
@@ -112,10 +185,11 @@ def test_the_pause_image_holds_the_static_binary_alone(
     assert len(rootfs["Layers"]) == 1
 
 
-@pytest.mark.parametrize("which", ["modelrollout", "pause"])
+@pytest.mark.parametrize("which", [*PROJECT_IMAGES, "pause"])
 def test_the_tarballs_carry_the_tagged_image(images: BuiltImages, which: str) -> None:
     image, tar = {
-        "modelrollout": (images.modelrollout_image, images.modelrollout_image_tar),
+        "operator": (images.operator_image, images.operator_image_tar),
+        "modelserver": (images.modelserver_image, images.modelserver_image_tar),
         "pause": (images.pause_image, images.pause_image_tar),
     }[which]
     with tarfile.open(tar) as archive:
@@ -134,7 +208,7 @@ def test_a_second_run_with_no_change_reuses_every_image(images: BuiltImages) -> 
     lines = result.stdout.splitlines()
     assert len(lines) == 1
     assert parse_env_file(Path(lines[0])) == images
-    for part in ("base", "pause", "wheelhouse", "modelrollout"):
+    for part in ("base", "pause", "wheelhouse", "operator", "modelserver"):
         assert f"[images] {part}: reused" in result.stderr
     for work in ("building", "downloading", "debootstrap", "loading", "importing"):
         assert work not in result.stderr

@@ -25,7 +25,7 @@ from kubernetes import client
 
 from modelrollout.devenv.tools import REPO_ROOT, ensure_tools
 from support.kube import ClusterUnderTest, fresh_namespace
-from support.realnode import workload_image
+from support.realnode import operator_image
 
 CHART = REPO_ROOT / "charts" / "modelrollout"
 
@@ -59,10 +59,10 @@ class Release:
 
 
 def operator_pod_values(kube: ClusterUnderTest) -> list[str]:
-    """The locally built image (imported into the node, never pulled), one replica;
+    """The locally built operator image (imported into the node, never pulled), one replica;
     the chart's defaults place it, as a user's would be (only the real node takes
     pods that do not ask for the simulated ones)."""
-    repository, tag = workload_image(kube).rsplit(":", 1)
+    repository, tag = operator_image(kube).rsplit(":", 1)
     return [
         "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
         "--set", "image.pullPolicy=Never", "--set", "replicaCount=1",

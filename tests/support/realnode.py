@@ -1,7 +1,7 @@
 """Pods for the local cluster's real node (where every pod goes that does not ask
-for a simulated one): the project's image running a small Python HTTP server (so
-no other image is needed), restricted-profile security context, and bounded HTTP
-requests to what they serve."""
+for a simulated one): the model-server image running a small Python HTTP server
+(so no other image is needed), restricted-profile security context, and bounded
+HTTP requests to what they serve; and which image runs what."""
 
 from __future__ import annotations
 
@@ -21,9 +21,17 @@ from support.waiting import wait_for
 
 
 def workload_image(kube: ClusterUnderTest) -> str:
+    """The model-server image: model servers and the Python pods below."""
     images = kube.cluster.node_images
     assert images is not None, "the test cluster was started without images"
     return images.workload
+
+
+def operator_image(kube: ClusterUnderTest) -> str:
+    """The operator image (no ML libraries): the Helm chart's operator pod."""
+    images = kube.cluster.node_images
+    assert images is not None, "the test cluster was started without images"
+    return images.operator
 
 
 def python_pod(
@@ -36,7 +44,7 @@ def python_pod(
     command: list[str] | None = None,
     restart_policy: str = "Always",
 ) -> dict[str, Any]:
-    """A pod of the project's image on the real node. By default it serves `files`
+    """A pod of the model-server image on the real node. By default it serves `files`
     from /srv on port 8080; its readiness probe reads /healthy, which is served
     only when `ready`."""
     if command is None:

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Builds the images a real node runs, since no registry is reachable here: the
 # Debian base (debootstrap from the machine's own apt mirror), a pause image
-# (tools/images/pause.c, static, FROM scratch) and the project's image (the
-# top-level Dockerfile on that base, installed offline from a wheelhouse
-# downloaded on the host). Each is cached outside the repo, keyed by the digest
+# (tools/images/pause.c, static, FROM scratch) and the project's two images (the
+# top-level Dockerfile's targets `operator` and `modelserver` on that base,
+# installed offline from a wheelhouse downloaded on the host). Each is cached
+# outside the repo, keyed by the digest
 # of its inputs, with a `docker save` tarball for `ctr -n k8s.io images import`;
 # a warm machine only hashes the inputs.
 #
 # Usage:
 #   build.sh                 build or reuse; the LAST (and only) stdout line is the
-#                            path of an env file with exactly MODELROLLOUT_IMAGE,
-#                            MODELROLLOUT_IMAGE_TAR, PAUSE_IMAGE, PAUSE_IMAGE_TAR,
+#                            path of an env file with exactly OPERATOR_IMAGE,
+#                            OPERATOR_IMAGE_TAR, MODELSERVER_IMAGE,
+#                            MODELSERVER_IMAGE_TAR, PAUSE_IMAGE, PAUSE_IMAGE_TAR,
 #                            BASE_IMAGE
 #   build.sh --docker-host   print the DOCKER_HOST the images live in (starting
 #                            the private dockerd if it must)
@@ -41,7 +43,8 @@ base_include=python3,python3-venv,python-is-python3,ca-certificates
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 # Bump when a recipe below changes in a way its inputs do not show.
 base_recipe=1 pause_recipe=1 wheel_recipe=1 project_recipe=1
-# Old project images are 0.8 GB each; a developer's edit loop must not fill the disk.
+# Old project images are 0.3-0.8 GB each; a developer's edit loop must not fill the
+# disk. The count is per image (operator, model server).
 keep_project_images="${MODELROLLOUT_IMAGES_KEEP:-3}"
 
 data_root="$images_dir/docker"
@@ -56,7 +59,7 @@ log() { printf '[images] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 digest() { sha256sum | cut -c1-12; }
 
-usage() { sed -n '10,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '11,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 mode=build
 case "${1:-}" in
@@ -367,14 +370,15 @@ ENTRYPOINT ["/pause"]'
 
 # ------------------------------------------------------------------- wheelhouse
 
-# The pinned closure as cp311 x86_64 wheels: the image's pip never needs an index.
+# The pinned closures as cp311 x86_64 wheels: the images' pip never needs an index.
+requirements=(docker/requirements-operator.txt docker/requirements-modelserver.txt)
 # Every manylinux tag a bookworm glibc (2.36) runs, since pip matches them literally.
 wheel_platforms=(manylinux1_x86_64 manylinux2010_x86_64 manylinux2014_x86_64)
 for minor in $(seq 5 36); do wheel_platforms+=("manylinux_2_${minor}_x86_64"); done
 
 ensure_wheelhouse() {
   local key
-  key="$(cat "$repo/docker/requirements.txt" "$repo/constraints.txt" | sha256sum | cut -c1-12)"
+  key="$(cat "${requirements[@]/#/$repo/}" "$repo/constraints.txt" | sha256sum | cut -c1-12)"
   key="$(printf '%s\n' "$key" "${wheel_platforms[*]}" "$wheel_recipe" | digest)"
   wheelhouse_key="$key"
   wheelhouse="$images_dir/wheelhouse-$key"
@@ -398,13 +402,15 @@ ensure_wheelhouse() {
   # The Dockerfile builds the project with the build backend constraints.txt pins.
   backend="$(grep -E '^(setuptools|wheel)==' "$repo/constraints.txt")"
   new_tmp "$wheelhouse"
-  log "wheelhouse: downloading docker/requirements.txt and $(echo $backend) (cp311, manylinux x86_64)"
-  local platform_args=()
+  log "wheelhouse: downloading ${requirements[*]} and $(echo $backend) (cp311, manylinux x86_64)"
+  local platform_args=() requirement_args=() r
   for p in "${wheel_platforms[@]}"; do platform_args+=(--platform "$p"); done
+  # The operator's closure is a subset of the model server's, at the same pins.
+  for r in "${requirements[@]}"; do requirement_args+=(-r "$repo/$r"); done
   # shellcheck disable=SC2086 # $backend: one requirement per word
   if ! env -u PIP_CONSTRAINT "$pip_venv/bin/pip" download --quiet --disable-pip-version-check \
       --dest "$tmp" --only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 \
-      "${platform_args[@]}" -r "$repo/docker/requirements.txt" $backend; then
+      "${platform_args[@]}" "${requirement_args[@]}" $backend; then
     die "pip download of the pinned closure failed (is the package index reachable? is every pin available as a cp311 manylinux x86_64 wheel?)"
   fi
   touch "$tmp/.complete"
@@ -412,59 +418,85 @@ ensure_wheelhouse() {
   log "wheelhouse: $(find "$wheelhouse" -name '*.whl' | wc -l) wheels, $(du -sm "$wheelhouse" | cut -f1) MB, in $((SECONDS - started)) s"
 }
 
-# ---------------------------------------------------------------- project image
+# -------------------------------------------------------------- project images
 
 # What the Dockerfile copies, as `docker build .` would send it (.dockerignore).
 project_inputs() {
   (cd "$repo" && {
-    printf '%s\n' Dockerfile .dockerignore pyproject.toml README.md constraints.txt docker/requirements.txt
+    printf '%s\n' Dockerfile .dockerignore pyproject.toml README.md constraints.txt "${requirements[@]}"
     find operator \( -name __pycache__ -o -name '*.egg-info' \) -prune -o -type f -print
   } | LC_ALL=C sort)
 }
 
-build_project() {
-  local tmp="$1" context="$1/context"
+# A context of its own, not the worktree: a wheelhouse left in the repo would
+# silently turn someone's plain `docker build .` offline, and stale. Made once,
+# for both targets; build_project_context DIR.
+build_project_context() {
+  local context="$1"
+  [[ -d "$context" ]] && return
   mkdir -p "$context/docker/wheelhouse"
-  # A context of its own, not the worktree: a wheelhouse left in the repo would
-  # silently turn someone's plain `docker build .` offline, and stale.
   (cd "$repo" && project_inputs | tar -cf - -T -) | tar -C "$context" -xf -
   cp -l "$wheelhouse"/*.whl "$context/docker/wheelhouse/" 2>/dev/null \
     || cp "$wheelhouse"/*.whl "$context/docker/wheelhouse/"
-  # --network=none: proves the install is offline, from the wheelhouse alone.
-  docker_build "$tmp/build.log" --network=none --build-arg "PYTHON_IMAGE=$BASE_IMAGE" \
-    -t "$MODELROLLOUT_IMAGE" "$context"
-  rm -rf "$context"
-  local user
-  user="$("$docker_cmd" image inspect -f '{{.Config.User}}' "$MODELROLLOUT_IMAGE")"
-  [[ "$user" == 10001* ]] || die "$MODELROLLOUT_IMAGE runs as '$user', not uid 10001"
 }
 
-ensure_project() {
+# build_target TARGET IMAGE TMP: the Dockerfile's TARGET, tagged IMAGE. The second
+# target takes the stages they share (the wheel, the base) from Docker's cache.
+build_target() {
+  local target="$1" image="$2" tmp="$3"
+  build_project_context "$project_context"
+  # --network=none: proves the install is offline, from the wheelhouse alone.
+  docker_build "$tmp/build.log" --network=none --build-arg "PYTHON_IMAGE=$BASE_IMAGE" \
+    --target "$target" -t "$image" "$project_context"
+  local user
+  user="$("$docker_cmd" image inspect -f '{{.Config.User}}' "$image")"
+  [[ "$user" == 10001* ]] || die "$image runs as '$user', not uid 10001"
+}
+build_operator() { build_target operator "$OPERATOR_IMAGE" "$1"; }
+build_modelserver() { build_target modelserver "$MODELSERVER_IMAGE" "$1"; }
+
+# One key for both images (the same inputs); each its own tag, cache entry and
+# tarball: modelrollout-operator:dev-<key> in operator-<key>/, modelrollout:dev-<key>
+# (the model server, named as the examples' images are) in modelserver-<key>/.
+ensure_projects() {
   local inputs key
   inputs="$(project_inputs)"
   key="$({ (cd "$repo" && tr '\n' '\0' <<<"$inputs" | xargs -0 sha256sum)
            printf '%s\n' "$BASE_IMAGE" "$wheelhouse_key" "$project_recipe"; } | digest)"
-  MODELROLLOUT_IMAGE="modelrollout:dev-$key"
-  project_dir="$images_dir/modelrollout-$key"
-  ensure_saved modelrollout "$MODELROLLOUT_IMAGE" "$project_dir" build_project
+  OPERATOR_IMAGE="modelrollout-operator:dev-$key"
+  MODELSERVER_IMAGE="modelrollout:dev-$key"
+  operator_dir="$images_dir/operator-$key"
+  modelserver_dir="$images_dir/modelserver-$key"
+  project_context="$images_dir/context-$key.tmp.$$"
+  tmp_dirs+=("$project_context")
+  ensure_saved operator "$OPERATOR_IMAGE" "$operator_dir" build_operator
+  ensure_saved modelserver "$MODELSERVER_IMAGE" "$modelserver_dir" build_modelserver
+  rm -rf "$project_context"
 }
 
-# Keeps the newest $keep_project_images project images (by last use) and their tarballs.
+# Keeps the newest $keep_project_images images of each kind (by last use) and
+# their tarballs. Only this script's kinds: modelrollout-* entries are the
+# one-image builds of older checkouts, theirs to prune.
 prune_projects() {
-  local old
-  while read -r old; do
-    [[ -n "$old" && "$old" != "$project_dir" ]] || continue
-    log "pruning $(basename "$old") (keeping the newest $keep_project_images project images)"
-    "$docker_cmd" rmi "modelrollout:dev-${old##*/modelrollout-}" >/dev/null 2>&1 || true
-    rm -rf "$old"
-  done < <(find "$images_dir" -maxdepth 1 -type d -name 'modelrollout-*' ! -name '*.tmp.*' -printf '%T@ %p\n' \
-    | sort -rn | tail -n +"$((keep_project_images + 1))" | cut -d' ' -f2-)
+  local kind current old image
+  for kind in operator modelserver; do
+    current="$operator_dir"; image=modelrollout-operator
+    [[ $kind == modelserver ]] && current="$modelserver_dir" image=modelrollout
+    while read -r old; do
+      [[ -n "$old" && "$old" != "$current" ]] || continue
+      log "pruning $(basename "$old") (keeping the newest $keep_project_images $kind images)"
+      "$docker_cmd" rmi "$image:dev-${old##*/"$kind"-}" >/dev/null 2>&1 || true
+      rm -rf "$old"
+    done < <(find "$images_dir" -maxdepth 1 -type d -name "$kind-*" ! -name '*.tmp.*' -printf '%T@ %p\n' \
+      | sort -rn | tail -n +"$((keep_project_images + 1))" | cut -d' ' -f2-)
+  done
   # An env file naming a tarball that is gone would only mislead.
-  local env
+  local env tar
   for env in "$images_dir"/env/*.env; do
     [[ -f "$env" ]] || continue
-    grep -q "^MODELROLLOUT_IMAGE_TAR=$images_dir/modelrollout-" "$env" || continue
-    [[ -f "$(sed -n 's/^MODELROLLOUT_IMAGE_TAR=//p' "$env")" ]] || rm -f "$env"
+    for tar in $(sed -n 's/^\(OPERATOR\|MODELSERVER\)_IMAGE_TAR=//p' "$env"); do
+      [[ -f "$tar" ]] || { rm -f "$env"; break; }
+    done
   done
 }
 
@@ -474,14 +506,16 @@ started=$SECONDS
 ensure_base
 ensure_pause
 ensure_wheelhouse
-ensure_project
+ensure_projects
 prune_projects
 
 mkdir -p "$images_dir/env"
-env_file="$images_dir/env/images-$(printf '%s\n' "$MODELROLLOUT_IMAGE" "$PAUSE_IMAGE" "$BASE_IMAGE" | digest).env"
+env_file="$images_dir/env/images-$(printf '%s\n' "$OPERATOR_IMAGE" "$MODELSERVER_IMAGE" "$PAUSE_IMAGE" "$BASE_IMAGE" | digest).env"
 printf '%s\n' \
-  "MODELROLLOUT_IMAGE=$MODELROLLOUT_IMAGE" \
-  "MODELROLLOUT_IMAGE_TAR=$project_dir/image.tar" \
+  "OPERATOR_IMAGE=$OPERATOR_IMAGE" \
+  "OPERATOR_IMAGE_TAR=$operator_dir/image.tar" \
+  "MODELSERVER_IMAGE=$MODELSERVER_IMAGE" \
+  "MODELSERVER_IMAGE_TAR=$modelserver_dir/image.tar" \
   "PAUSE_IMAGE=$PAUSE_IMAGE" \
   "PAUSE_IMAGE_TAR=$pause_dir/image.tar" \
   "BASE_IMAGE=$BASE_IMAGE" >"$env_file.tmp.$$"

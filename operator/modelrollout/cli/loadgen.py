@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from modelrollout.cli.extras import modelserver_unavailable
+
 
 def _share(text: str) -> float:
     value = float(text)
@@ -75,6 +77,10 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    problem = modelserver_unavailable("loadgen")
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     from modelserver.loadgen import LoadConfig, run
 
     config = LoadConfig(

@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import Any
 
+from modelrollout.cli.extras import modelserver_unavailable
+
 
 def register(subparsers: Any) -> None:
     from modelserver.settings import Settings
@@ -42,6 +44,10 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    problem = modelserver_unavailable("serve")
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     from modelserver.settings import Settings, SettingsError
 
     try:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from modelrollout.cli.extras import modelserver_unavailable
+
 VARIANT_NAMES = ("baseline", "improved", "degraded", "shifted")
 
 
@@ -42,6 +44,10 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    problem = modelserver_unavailable("train")
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     from modelserver.training import train
 
     artifacts = []

@@ -425,10 +425,12 @@ def node_images() -> NodeImages:
     built = ensure_images()
     return NodeImages(
         pause=built.pause_image,
-        workload=built.modelrollout_image,
+        workload=built.modelserver_image,
+        operator=built.operator_image,
         tarballs=(
             (built.pause_image, built.pause_image_tar),
-            (built.modelrollout_image, built.modelrollout_image_tar),
+            (built.modelserver_image, built.modelserver_image_tar),
+            (built.operator_image, built.operator_image_tar),
         ),
     )
 

@@ -5,7 +5,7 @@ operator as a separate process, trains the model variants, and starts the
 serving stack in the background (`stack.py`: the artifact store the model-server
 pods download from, a real Prometheus discovering those pods through the API
 server, client traffic to the Service's ClusterIP). The model servers are real
-pods of the project's image on the cluster's real node. Then it plays a
+pods of the model-server image on the cluster's real node. Then it plays a
 story that nobody steers by hand: v1 deployed; v2, a better model, canaried
 under Prometheus analysis and promoted; v3, trained on data that no longer
 matches live traffic, canaried and rolled back automatically, with the metric

@@ -1,8 +1,9 @@
 """Finds (or builds, on a cold machine) the container images a real node runs.
 
 No image registry is reachable here, so a real kubelet's containerd can only run
-images built on this machine and imported from tarballs: the project's image, a
-pause image for the pod sandboxes, and the Debian base they stand on. The build
+images built on this machine and imported from tarballs: the project's two images
+(the operator, the model server: the Dockerfile's targets), a pause image for the
+pod sandboxes, and the Debian base they stand on. The build
 is `tools/images/build.sh` (cached outside the repo, keyed by the digest of each
 image's inputs); this module only runs it and reads the env file it prints, so
 `make images` and Python share one build path and one output contract.
@@ -23,8 +24,10 @@ BUILD_SCRIPT = REPO_ROOT / "tools" / "images" / "build.sh"
 
 # The env file's keys, in the order build.sh writes them; others code against them.
 ENV_KEYS = (
-    "MODELROLLOUT_IMAGE",
-    "MODELROLLOUT_IMAGE_TAR",
+    "OPERATOR_IMAGE",
+    "OPERATOR_IMAGE_TAR",
+    "MODELSERVER_IMAGE",
+    "MODELSERVER_IMAGE_TAR",
     "PAUSE_IMAGE",
     "PAUSE_IMAGE_TAR",
     "BASE_IMAGE",
@@ -40,8 +43,14 @@ class BuiltImages:
     """Image references as the local Docker daemon knows them, and the `docker
     save` tarballs to hand to `ctr -n k8s.io images import`."""
 
-    modelrollout_image: str
-    modelrollout_image_tar: Path
+    # `modelrollout run` and the kubectl plugin's commands, no ML libraries (the
+    # Helm chart's operator pod).
+    operator_image: str
+    operator_image_tar: Path
+    # The reference model server and the ML stack (model-server pods, and the
+    # tests' small Python pods).
+    modelserver_image: str
+    modelserver_image_tar: Path
     pause_image: str
     pause_image_tar: Path
     base_image: str
@@ -63,13 +72,15 @@ def parse_env_file(path: Path) -> BuiltImages:
     if missing:
         raise ImagesError(f"{path} lacks {', '.join(missing)}")
     images = BuiltImages(
-        modelrollout_image=values["MODELROLLOUT_IMAGE"],
-        modelrollout_image_tar=Path(values["MODELROLLOUT_IMAGE_TAR"]),
+        operator_image=values["OPERATOR_IMAGE"],
+        operator_image_tar=Path(values["OPERATOR_IMAGE_TAR"]),
+        modelserver_image=values["MODELSERVER_IMAGE"],
+        modelserver_image_tar=Path(values["MODELSERVER_IMAGE_TAR"]),
         pause_image=values["PAUSE_IMAGE"],
         pause_image_tar=Path(values["PAUSE_IMAGE_TAR"]),
         base_image=values["BASE_IMAGE"],
     )
-    for tar in (images.modelrollout_image_tar, images.pause_image_tar):
+    for tar in (images.operator_image_tar, images.modelserver_image_tar, images.pause_image_tar):
         if not tar.is_file():
             raise ImagesError(f"{path} names {tar}, which does not exist; run `make images`")
     return images

@@ -53,7 +53,8 @@ class NodeImages:
     """Image tarballs the node imports into containerd before it registers."""
 
     pause: str  # containerd's sandbox image
-    workload: str  # the project's image: the operator and the model server
+    workload: str  # the model-server image: model servers and the tests' Python pods
+    operator: str  # the operator image (no ML libraries): the Helm chart's operator pod
     # (reference, `docker save` tarball) of each image to import. A reference names
     # its content (tags are digests of the build inputs), so one already in
     # containerd is the same image and is not imported again.
@@ -85,7 +86,7 @@ class RealNode:
     @property
     def containerd_root(self) -> Path:
         """Content and snapshots, kept between runs of the cluster's slot: importing
-        and unpacking the project's image (800 MB) is most of a cold node start."""
+        and unpacking the project's images (800 + 360 MB) is most of a cold node start."""
         return _cache_root() / "node" / f"slot-{self.network.slot}" / "containerd"
 
     @property

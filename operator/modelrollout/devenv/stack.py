@@ -135,7 +135,7 @@ def model_server_template(
     image: str, artifact: Artifact, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """The pod template of a real model server (`args: [serve]`), as a user writes
-    it: the project's image, never pulled (it is imported into the node); the
+    it: the model-server image, never pulled (it is imported into the node); the
     artifact downloaded at start into an emptyDir (the root filesystem is read-only)
     and checked against MODEL_SHA256, which the operator injects with MODEL_URI;
     readiness on the server's ready endpoint, which gates the Service's endpoints.
