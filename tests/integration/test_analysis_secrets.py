@@ -14,7 +14,7 @@ from modelrollout.api.spec import Analysis, SecretKeyRef
 from modelrollout.devenv.prometheus import start_prometheus
 from modelrollout.handlers.analysis import _provider
 from modelrollout.kube.secrets import SecretUnavailableError, secret_text
-from modelrollout.metrics import PrometheusMetricProvider
+from modelrollout.metrics import PrometheusMetricProvider, ProviderUnavailable
 from modelrollout.metrics.measurement import Measurement
 from support.kube import ClusterUnderTest
 from support.tls_proxy import Certificates, make_certificates, token_proxy
@@ -116,5 +116,6 @@ def test_missing_secrets_are_named_and_become_error_verdicts(
             "metrics": [{"name": "m", "query": "up", "min": 1}],
         }
     )
-    message = _provider(kube.api, namespace, analysis)
-    assert isinstance(message, str) and problem in message and TOKEN not in message
+    unavailable = _provider(kube.api, namespace, analysis)
+    assert isinstance(unavailable, ProviderUnavailable), unavailable
+    assert problem in unavailable.reason and TOKEN not in unavailable.reason
