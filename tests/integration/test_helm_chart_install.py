@@ -133,7 +133,7 @@ def test_namespaced_install_runs_a_canary_and_a_rollback_with_the_charts_service
         kubeconfig = token_kubeconfig(kube, release, tmp_path / "sa.yaml")
         rollouts = Rollouts(kube, namespace)
         operator = operator_pod(kube, release)
-        try:
+        with operator.log_shown_on_failure():
             timings = canary_then_rollback(rollouts, lab, prometheus_url, hook)
             text = wait_for(
                 lambda: (
@@ -144,9 +144,6 @@ def test_namespaced_install_runs_a_canary_and_a_rollback_with_the_charts_service
                 timeout=30,
                 what="the rollback in /metrics",
             )
-        except BaseException:
-            print(f"--- operator log ---\n{operator.log()[-20000:]}")
-            raise
         log = operator.log()
         # Any refusal at all: an HTTP 403 as the Kubernetes client or Kopf reports it
         # (not the digits, which a log line's milliseconds can hold).
@@ -235,7 +232,7 @@ def test_cluster_wide_install_rolls_out_with_the_charts_serviceaccount(
         rollouts = Rollouts(kube, namespace)
         body = plain_canary("fraud", [{"setWeight": 50}], replicas=2)
         operator = operator_pod(kube, release)
-        try:
+        with operator.log_shown_on_failure():
             rollouts.create(body)
             rollouts.wait_phase("fraud", "Healthy")
             rollouts.patch_spec("fraud", {"model": {"version": "8"}})
@@ -252,9 +249,6 @@ def test_cluster_wide_install_rolls_out_with_the_charts_serviceaccount(
                 timeout=60,
                 what="the ModelDeployment gone",
             )
-        except BaseException:
-            print(f"--- operator log ---\n{operator.log()[-20000:]}")
-            raise
         log = operator.log()
         # Cluster-wide, the operator also sees other tests' namespaces being
         # deleted, whose refusals are 403s too; a missing grant reads

@@ -132,6 +132,15 @@ class OperatorPod:
         core = client.CoreV1Api(self.kube.api)
         return str(core.read_namespaced_pod_log(self.name, self.release.namespace))
 
+    @contextmanager
+    def log_shown_on_failure(self) -> Iterator[None]:
+        """The end of the pod's log printed when the block fails, for the report."""
+        try:
+            yield
+        except BaseException:
+            print(f"--- operator log ---\n{self.log()[-20000:]}")
+            raise
+
     def metrics(self) -> str:
         url = f"http://{self.ip}:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
