@@ -38,7 +38,7 @@ from modelrollout.devenv.stack import (
     DRIFT_QUERY,
     Artifact,
     error_rate_query,
-    model_server_template,
+    served_spec,
     train_variants,
 )
 from modelrollout.devenv.tools import REPO_ROOT
@@ -91,20 +91,6 @@ def _manifest(prometheus: str, served: dict[str, Any]) -> dict[str, Any]:
         {"name": "feature-drift", "query": DRIFT_QUERY, "max": 0.25},
     ]
     return dict(body)
-
-
-def _served(version: str, artifact: Artifact, image: str, store: str) -> dict[str, Any]:
-    """The spec's `model` and `template` for a version served from a trained
-    artifact, downloaded by the pods from the stack's artifact store."""
-    return {
-        "model": {
-            "name": MODEL_NAME,
-            "version": version,
-            "uri": f"{store}/{Path(urlsplit(artifact.uri).path).name}",
-            "sha256": artifact.sha256,
-        },
-        "template": model_server_template(image, artifact),
-    }
 
 
 class Demo:
@@ -234,7 +220,10 @@ class Demo:
     def served(self, version: str) -> dict[str, Any]:
         images = self.cluster.node_images
         assert images is not None, "the demo's cluster was started without images"
-        return _served(version, self.models[STORY[version]], images.workload, self.store)
+        artifact = self.models[STORY[version]]
+        # The stack serves MODELS_DIR itself: each artifact sits at the store's root.
+        uri = f"{self.store}/{Path(urlsplit(artifact.uri).path).name}"
+        return served_spec(images.workload, artifact, uri, version, model=MODEL_NAME)
 
     def set_version(self, version: str) -> None:
         self.custom.patch_namespaced_custom_object(

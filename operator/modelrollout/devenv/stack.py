@@ -176,6 +176,23 @@ def model_server_template(
     }
 
 
+def served_spec(
+    image: str,
+    artifact: Artifact,
+    uri: str,
+    version: str,
+    *,
+    model: str,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A ModelDeployment spec's `model` and `template` for real model-server pods
+    serving `artifact` as `version`, downloaded from `uri`."""
+    return {
+        "model": {"name": model, "version": version, "uri": uri, "sha256": artifact.sha256},
+        "template": model_server_template(image, artifact, env),
+    }
+
+
 class ServingStack:
     """The artifact store, Prometheus for `namespaces`, and traffic on demand, for
     the model-server pods of `cluster`'s real node."""
@@ -194,11 +211,11 @@ class ServingStack:
         self.namespaces = list(namespaces)
         self.workdir = workdir
         self.scrape_interval = scrape_interval
-        self.store = ArtifactStore(artifacts or workdir / "artifacts", cluster.network)
+        network = cluster.network  # read from the node's record: once
+        self.store = ArtifactStore(artifacts or workdir / "artifacts", network)
         self.api = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(cluster.kubeconfig)
         )
-        network = cluster.network
         self.allowed = [ipaddress.ip_network(r) for r in network.routed_ranges]
         self._prometheus_port = prometheus_port
         self._prometheus: LocalPrometheus | None = None
@@ -252,10 +269,7 @@ class ServingStack:
         """The spec's `model` and `template` (and `replicas`, when given) for real
         pods serving `artifact` as `version`, downloaded from the store."""
         uri = self.store.publish(Path(urlsplit(artifact.uri).path))
-        spec: dict[str, Any] = {
-            "model": {"name": model, "version": version, "uri": uri, "sha256": artifact.sha256},
-            "template": model_server_template(self.image, artifact, env),
-        }
+        spec = served_spec(self.image, artifact, uri, version, model=model, env=env)
         if replicas is not None:
             spec["replicas"] = replicas
         return spec
