@@ -53,6 +53,14 @@ class OperatorSettings:
     # log an ERROR and act on nothing until the object appears, so replicas never
     # both act; the chart sets it, since it runs two replicas.
     peering_required: bool = False
+    # The MLflow tracking server a spec.model.registry without `uri` uses (MLflow's
+    # own variable, MLFLOW_TRACKING_URI, so one setting serves the operator and
+    # the mlflow tools beside it).
+    registry_uri: str = ""
+    # Seconds between looks at a tracked alias while nothing else wakes the object:
+    # a new version behind the alias starts rolling out within this time. 30 s is
+    # one cheap REST call per object, and quicker than a person would notice.
+    registry_poll_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -90,4 +98,6 @@ class OperatorSettings:
             ),
             standalone=flag("STANDALONE"),
             peering_required=flag("PEERING_REQUIRED"),
+            registry_uri=env.get("MLFLOW_TRACKING_URI", "").strip(),
+            registry_poll_seconds=number("REGISTRY_POLL_SECONDS", defaults.registry_poll_seconds),
         )

@@ -44,6 +44,9 @@ ENV_MODEL_VERSION: Final = "MODEL_VERSION"
 ENV_MODEL_URI: Final = "MODEL_URI"
 ENV_MODEL_SHA256: Final = "MODEL_SHA256"
 ENV_REVISION: Final = "MODELROLLOUT_REVISION"
+# MLflow's own variable: where a server loading models:/ URIs finds the registry
+# (injected only for spec.model.registry).
+ENV_MLFLOW_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
 INJECTED_ENV: Final = (
     ENV_MODEL_NAME,
     ENV_MODEL_VERSION,

@@ -21,6 +21,9 @@ from modelrollout.api.status import HoldReason
 class Reason(StrEnum):
     # Why the object is in its phase (status.reason and the conditions).
     INVALID_SPEC = "InvalidSpec"
+    # spec.model.registry could not be resolved: nothing changes until it can.
+    REGISTRY_UNAVAILABLE = "RegistryUnavailable"
+    REGISTRY_VERSION_REJECTED = "RegistryVersionRejected"
     DEPLOYING = "Deploying"
     SCALING = "Scaling"
     AVAILABLE = "Available"

@@ -110,12 +110,101 @@ class SpecModel(BaseModel):
     )
 
 
+REGISTRY_ONE_OF: Final = "model.registry sets exactly one of version or alias"
+REGISTRY_EXCLUSIVE: Final = (
+    "model.registry names the model's version, artifact and digest: "
+    "leave model.version, model.uri and model.sha256 unset"
+)
+MODEL_NEEDS_VERSION: Final = "model.version is required unless model.registry is set"
+# MLflow's alias rule (letters, digits, '_' and '-'; not starting with a version
+# number's "v<digits>" form, which MLflow reserves), and its version numbers.
+REGISTRY_ALIAS_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$"
+REGISTRY_VERSION_PATTERN: Final = r"^[1-9][0-9]{0,9}$"
+
+
+class RegistryModelRef(SpecModel):
+    """A model version in an MLflow model registry (README: "Model registry").
+
+    With `version` the servers load exactly that version; with `alias` the
+    operator tracks the alias: a new version behind it starts a rollout, and
+    status.registry says which version it resolved to.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(("has(self.version) != has(self.alias)", REGISTRY_ONE_OF))
+    )
+
+    name: str = Field(
+        min_length=1, max_length=256, description="The registered model's name in MLflow."
+    )
+    version: str | None = Field(
+        default=None,
+        pattern=REGISTRY_VERSION_PATTERN,
+        max_length=10,
+        description='A registry version number, e.g. "3". Quote numbers in YAML.',
+    )
+    alias: str | None = Field(
+        default=None,
+        pattern=REGISTRY_ALIAS_PATTERN,
+        max_length=63,
+        description="An alias to track, e.g. candidate: each version it points to rolls out.",
+    )
+    uri: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description=(
+            "The MLflow tracking server, as the model servers reach it (their "
+            "MLFLOW_TRACKING_URI); default: the operator's MLFLOW_TRACKING_URI."
+        ),
+    )
+    champion_alias: str | None = Field(
+        default=None,
+        pattern=REGISTRY_ALIAS_PATTERN,
+        max_length=63,
+        description=(
+            "The alias the operator moves to each version it promotes, so the registry "
+            'says what serves (default "champion").'
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RegistryModelRef:
+        if (self.version is None) == (self.alias is None):
+            raise ValueError(REGISTRY_ONE_OF)
+        return self
+
+    @property
+    def champion(self) -> str:
+        return self.champion_alias or DEFAULT_CHAMPION_ALIAS
+
+
+DEFAULT_CHAMPION_ALIAS: Final = "champion"
+
+
 class ModelRef(SpecModel):
     """Which model the servers load; a change of any field is a new revision."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.registry) || "
+                "(!has(self.version) && !has(self.uri) && !has(self.sha256))",
+                REGISTRY_EXCLUSIVE,
+            ),
+            ("has(self.registry) || has(self.version)", MODEL_NEEDS_VERSION),
+        )
+    )
+
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
-    version: str = Field(
-        min_length=1, max_length=63, description='The release, e.g. "7". Quote numbers in YAML.'
+    version: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        description=(
+            'The release, e.g. "7". Quote numbers in YAML. Required unless `registry` '
+            "is set (then it is the registry version)."
+        ),
     )
     uri: str | None = Field(
         default=None,
@@ -127,6 +216,56 @@ class ModelRef(SpecModel):
         pattern=r"^[0-9a-f]{64}$",
         description="The server refuses an artifact with another digest.",
     )
+    registry: RegistryModelRef | None = Field(
+        default=None,
+        description=(
+            "Load a version from an MLflow model registry instead of `uri`: the operator "
+            "resolves it (and tracks an alias), the servers verify the registered digest."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _source(self) -> ModelRef:
+        if self.registry is not None:
+            if self.version is not None or self.uri is not None or self.sha256 is not None:
+                raise ValueError(REGISTRY_EXCLUSIVE)
+        elif self.version is None:
+            raise ValueError(MODEL_NEEDS_VERSION)
+        return self
+
+    @property
+    def release(self) -> str:
+        """The version the servers, labels and status carry: set by the spec, or
+        by the operator from the registry (`resolved`) before anything reads it."""
+        if self.version is None:
+            raise ValueError("the registry model has not been resolved to a version")
+        return self.version
+
+    def resolved(self, version: str, sha256: str, tracking_uri: str) -> ModelRef:
+        """This reference pinned to one registry version, as the servers load it.
+
+        Built without validation on purpose: it carries the version, URI and digest
+        the user may not write next to `registry`. The revision hash covers this
+        form, so tracking an alias and pinning the version it points to are the
+        same revision.
+        """
+        if self.registry is None:
+            return self
+        pinned = RegistryModelRef.model_construct(
+            name=self.registry.name,
+            version=version,
+            alias=None,
+            uri=tracking_uri,
+            champion_alias=None,
+        )
+        return self.model_copy(
+            update={
+                "version": version,
+                "uri": f"models:/{self.registry.name}/{version}",
+                "sha256": sha256,
+                "registry": pinned,
+            }
+        )
 
 
 class ServicePorts(SpecModel):

@@ -112,6 +112,38 @@ class RollbackRecord(StatusModel):
     at: datetime
 
 
+class RegistryVersion(StatusModel):
+    """One model version of an MLflow registry, as its tags describe it (README:
+    "Model registry"): what the operator rolled out, and what each history entry
+    goes back to."""
+
+    name: str
+    version: str
+    sha256: str = Field(description="The artifact's digest recorded for the version.")
+    dataset_sha256: str | None = Field(
+        default=None, description="The training dataset's digest recorded for the version."
+    )
+    dataset_rows: int | None = Field(default=None, json_schema_extra={"format": "int64"})
+    task: str | None = None
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="The model card's held-out metrics."
+    )
+
+
+class RegistryStatus(StatusModel):
+    """What spec.model.registry resolved to at the last reconcile, and which version
+    the champion alias was last moved to."""
+
+    alias: str | None = Field(default=None, description="The alias tracked, if any.")
+    resolved: RegistryVersion
+    resolved_at: datetime
+    champion_alias: str
+    champion_version: str | None = Field(
+        default=None, description="The version the operator last moved the champion alias to."
+    )
+    message: str = ""
+
+
 class HistoryEntry(StatusModel):
     """A revision that served all traffic. `number` only grows, like a Deployment's."""
 
@@ -120,6 +152,9 @@ class HistoryEntry(StatusModel):
     version: str
     promoted_at: datetime
     source: RolloutSource = "Spec"
+    registry: RegistryVersion | None = Field(
+        default=None, description="The registry version it served, when it came from one."
+    )
 
 
 class Hold(StatusModel):
@@ -244,6 +279,9 @@ class ModelDeploymentStatus(StatusModel):
         ),
     )
     last_command: LastCommand | None = None
+    registry: RegistryStatus | None = Field(
+        default=None, description="What spec.model.registry resolved to (README: Model registry)."
+    )
     reason: str | None = None
     message: str = ""
 

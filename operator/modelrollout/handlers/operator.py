@@ -142,7 +142,7 @@ def build_registry(
                 started = time.monotonic()
                 try:
                     outcome = await loop.run_in_executor(
-                        threads, reconcile, api_holder["api"], namespace, name
+                        threads, reconcile, api_holder["api"], namespace, name, operator_settings
                     )
                     if outcome is None:
                         return

@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api import (
     ModelDeploymentSpec,
+    ModelDeploymentStatus,
     SpecError,
     parse_spec,
     parse_status,
@@ -27,12 +28,22 @@ from modelrollout.api import (
 )
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner
+from modelrollout.handlers import registry as model_registry
 from modelrollout.handlers.analysis import measure_analysis
 from modelrollout.handlers.notify import notify
 from modelrollout.kube.errors import namespace_terminating
 from modelrollout.kube.executor import Executor
 from modelrollout.kube.observer import observe
-from modelrollout.rollout import MetricVerdict, Plan, invalid_spec, plan, spec_problems
+from modelrollout.registry import RegistryError
+from modelrollout.rollout import (
+    MetricVerdict,
+    Plan,
+    invalid_spec,
+    plan,
+    spec_problems,
+    unresolved_model,
+)
+from modelrollout.settings import OperatorSettings
 from modelrollout.traffic import ServiceSelectorRouter
 
 logger = logging.getLogger(__name__)
@@ -46,7 +57,12 @@ class Outcome:
     verdicts: Mapping[str, MetricVerdict] = field(default_factory=dict)
 
 
-def reconcile(api: client.ApiClient, namespace: str, name: str) -> Outcome | None:
+def reconcile(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    settings: OperatorSettings | None = None,
+) -> Outcome | None:
     """Reconciles the object as the API server has it now; None once it is gone
     (or its namespace is being deleted).
 
@@ -67,7 +83,7 @@ def reconcile(api: client.ApiClient, namespace: str, name: str) -> Outcome | Non
     if body.get("metadata", {}).get("deletionTimestamp"):
         return None  # garbage collection removes what it owns
     try:
-        return reconcile_object(api, body, datetime.now(UTC))
+        return reconcile_object(api, body, datetime.now(UTC), settings)
     except ApiException as error:
         if not namespace_terminating(error):
             raise
@@ -77,7 +93,13 @@ def reconcile(api: client.ApiClient, namespace: str, name: str) -> Outcome | Non
         return None
 
 
-def reconcile_object(api: client.ApiClient, body: Mapping[str, Any], now: datetime) -> Outcome:
+def reconcile_object(
+    api: client.ApiClient,
+    body: Mapping[str, Any],
+    now: datetime,
+    settings: OperatorSettings | None = None,
+) -> Outcome:
+    settings = settings or OperatorSettings.from_env()
     metadata = body["metadata"]
     owner = Owner(name=metadata["name"], namespace=metadata["namespace"], uid=metadata["uid"])
     generation = int(metadata.get("generation") or 0)
@@ -97,15 +119,26 @@ def reconcile_object(api: client.ApiClient, body: Mapping[str, Any], now: dateti
         spec = None
         the_plan = invalid_spec(status, generation, str(error), now)
     else:
-        # The one router both reads the routes back and sets them.
-        router = ServiceSelectorRouter(api)
-        annotations = metadata.get("annotations") or {}
-        observed = observe(api, owner, spec, generation, annotations, router)
-        if not spec_problems(spec):  # an unusable spec is reported, not measured
-            verdicts = measure_analysis(api, owner, spec, status, now)
-            observed = replace(observed, verdicts=verdicts)
-        the_plan = plan(spec, status, observed, now)
-        Executor(api, router).apply(owner, spec, observed, the_plan.actions)
+        written_spec = spec
+        try:
+            resolved = model_registry.resolve(spec, status.registry, settings, now)
+        except RegistryError as error:
+            spec = None  # nothing to act on or to notify about until it resolves
+            the_plan = unresolved_model(
+                status,
+                generation,
+                model_registry.reason_of(error),
+                f"{error}; what serves is left as it is",
+                now,
+            )
+        else:
+            spec = resolved.spec
+            the_plan, verdicts = _plan_and_act(
+                api, owner, resolved, status, generation, now, metadata
+            )
+            the_plan = _with_registry(the_plan, written_spec, resolved, settings)
+        if written_spec.model.registry is not None:
+            the_plan = _polled(the_plan, settings.registry_poll_seconds)
     patch = status_patch(raw_status, the_plan.new_status)
     if patch:
         client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
@@ -117,3 +150,54 @@ def reconcile_object(api: client.ApiClient, body: Mapping[str, Any], now: dateti
         failed = notify(api, owner, spec, the_plan, now)
         the_plan = replace(the_plan, events=the_plan.events + failed)
     return Outcome(plan=the_plan, status_written=bool(patch), verdicts=verdicts)
+
+
+def _plan_and_act(
+    api: client.ApiClient,
+    owner: Owner,
+    resolved: model_registry.Resolved,
+    status: ModelDeploymentStatus,
+    generation: int,
+    now: datetime,
+    metadata: Mapping[str, Any],
+) -> tuple[Plan, Mapping[str, MetricVerdict]]:
+    spec = resolved.spec
+    verdicts: Mapping[str, MetricVerdict] = {}
+    # The one router both reads the routes back and sets them.
+    router = ServiceSelectorRouter(api)
+    annotations = metadata.get("annotations") or {}
+    observed = observe(api, owner, spec, generation, annotations, router)
+    observed = replace(observed, registry=resolved.version)
+    if not spec_problems(spec):  # an unusable spec is reported, not measured
+        verdicts = measure_analysis(api, owner, spec, status, now)
+        observed = replace(observed, verdicts=verdicts)
+    the_plan = plan(spec, status, observed, now)
+    Executor(api, router).apply(owner, spec, observed, the_plan.actions)
+    return the_plan, verdicts
+
+
+def _with_registry(
+    the_plan: Plan,
+    written: ModelDeploymentSpec,
+    resolved: model_registry.Resolved,
+    settings: OperatorSettings,
+) -> Plan:
+    """The plan's status with what the registry resolved to, and the champion alias
+    moved to what serves now."""
+    if resolved.status is None:
+        if the_plan.new_status.registry is None:
+            return the_plan
+        return replace(
+            the_plan, new_status=the_plan.new_status.model_copy(update={"registry": None})
+        )
+    new_status = the_plan.new_status.model_copy(update={"registry": resolved.status})
+    moved = model_registry.move_champion(written, new_status, settings)
+    return replace(the_plan, new_status=new_status.model_copy(update={"registry": moved}))
+
+
+def _polled(the_plan: Plan, poll_seconds: float) -> Plan:
+    # Nothing wakes the operator when an alias moves in the registry: it looks again.
+    wait = the_plan.requeue_after
+    return replace(
+        the_plan, requeue_after=poll_seconds if wait is None else min(wait, poll_seconds)
+    )

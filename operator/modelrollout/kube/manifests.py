@@ -26,13 +26,16 @@ def revision_labels(md_name: str, revision: str, model_version: str) -> dict[str
 
 def injected_env(spec: ModelDeploymentSpec, revision: str) -> list[dict[str, str]]:
     """MODEL_URI and MODEL_SHA256 only when the spec gives them: an empty value
-    would read as "an artifact with no digest" rather than "none given"."""
+    would read as "an artifact with no digest" rather than "none given". A
+    registry model arrives here resolved (models:/NAME/VERSION, its recorded
+    digest) with the registry's address for the server."""
     values = {
         n.ENV_MODEL_NAME: spec.model.name,
-        n.ENV_MODEL_VERSION: spec.model.version,
+        n.ENV_MODEL_VERSION: spec.model.release,
         n.ENV_MODEL_URI: spec.model.uri,
         n.ENV_MODEL_SHA256: spec.model.sha256,
         n.ENV_REVISION: revision,
+        n.ENV_MLFLOW_TRACKING_URI: spec.model.registry.uri if spec.model.registry else None,
     }
     return [{"name": k, "value": v} for k, v in values.items() if v is not None]
 
@@ -40,7 +43,8 @@ def injected_env(spec: ModelDeploymentSpec, revision: str) -> list[dict[str, str
 def _with_injected_env(container: dict[str, Any], env: list[dict[str, str]]) -> dict[str, Any]:
     # The operator's values win over a same-named variable in the template: the
     # server must serve exactly the model the revision hash was computed from.
-    kept = [e for e in container.get("env") or [] if e.get("name") not in n.INJECTED_ENV]
+    replaced = {*n.INJECTED_ENV, *(e["name"] for e in env)}
+    kept = [e for e in container.get("env") or [] if e.get("name") not in replaced]
     return {**container, "env": [*kept, *env]}
 
 
@@ -52,7 +56,7 @@ def revision_deployment(
     The MODEL_* variables go into every container of the template: the model
     server may sit beside sidecars, and a sidecar knowing the model is harmless.
     """
-    labels = revision_labels(owner.name, revision, spec.model.version)
+    labels = revision_labels(owner.name, revision, spec.model.release)
     template = copy.deepcopy(spec.template)
     metadata = template.setdefault("metadata", {})
     metadata["labels"] = {**(metadata.get("labels") or {}), **labels}

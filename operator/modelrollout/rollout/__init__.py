@@ -28,7 +28,7 @@ from modelrollout.rollout.observed import (
     ServiceRole,
 )
 from modelrollout.rollout.outcome import Event, Explanation, Plan
-from modelrollout.rollout.plan import invalid_spec, plan
+from modelrollout.rollout.plan import invalid_spec, plan, unresolved_model
 from modelrollout.rollout.progress import with_deadline
 from modelrollout.rollout.stages import known_stage, step_timer
 from modelrollout.rollout.validation import spec_problems
@@ -60,5 +60,6 @@ __all__ = [
     "spec_problems",
     "stamp",
     "step_timer",
+    "unresolved_model",
     "with_deadline",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelrollout.api import HistoryEntry
+from modelrollout.api import HistoryEntry, RegistryVersion
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -27,11 +27,21 @@ def record_promotion(
     at: datetime,
     source: RolloutSource,
     limit: int,
+    registry: RegistryVersion | None = None,
 ) -> tuple[HistoryEntry, ...]:
+    """`registry`: the registry version the revision serves, when the spec resolved
+    it; a revision served again by `undo` keeps the one its old entry recorded."""
     number = max((entry.number for entry in history), default=0) + 1
     earlier = tuple(entry for entry in history if entry.revision != revision)
+    if registry is None:
+        registry = next((e.registry for e in history if e.revision == revision), None)
     entry = HistoryEntry(
-        number=number, revision=revision, version=version, promoted_at=at, source=source
+        number=number,
+        revision=revision,
+        version=version,
+        promoted_at=at,
+        source=source,
+        registry=registry,
     )
     return (entry, *earlier)[: limit + 1]
 

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
 
-    from modelrollout.api import Verdict
+    from modelrollout.api import RegistryVersion, Verdict
 
 ServiceRole = Literal["main", "canary", "preview"]
 SERVICE_ROLES: tuple[ServiceRole, ...] = ("main", "canary", "preview")
@@ -140,6 +140,8 @@ class Observed:
     that set exact weights; a role left out is one whose shares the router cannot
     read (Service selectors), and only its revision is compared.
     `command` is the raw `modelrollout.io/command` annotation, if any.
+    `registry` is what spec.model.registry resolved to: history records it with
+    the revision it promotes.
     `verdicts` maps a check name (metric name, or `WEBHOOK_CHECK`) to its latest
     measurement; empty while nothing was measured.
     """
@@ -150,6 +152,8 @@ class Observed:
     route_weights: Mapping[ServiceRole, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     command: str | None = None
     verdicts: Mapping[str, MetricVerdict] = field(default_factory=dict)
+    # The registry version the spec resolved to (spec.model.registry), if any.
+    registry: RegistryVersion | None = None
 
     def revision(self, revision: str | None) -> RevisionObservation | None:
         return next((r for r in self.revisions if r.revision == revision), None)

@@ -84,6 +84,19 @@ def invalid_spec(
     return _invalid([message], status, generation, now)
 
 
+def unresolved_model(
+    status: ModelDeploymentStatus,
+    generation: int,
+    reason: Reason,
+    message: str,
+    now: datetime,
+) -> Plan:
+    """The plan while spec.model.registry cannot be resolved (`reason` says why):
+    Degraded and no actions, so nothing is promoted, started or torn down on a
+    registry that cannot say what to serve."""
+    return _invalid([message], status, generation, now, reason)
+
+
 def _stage(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     target, stable = ctx.target, status.stable_revision
     hold = status.hold
@@ -236,9 +249,13 @@ def _actions(
 
 
 def _invalid(
-    problems: list[str], status: ModelDeploymentStatus, generation: int, now: datetime
+    problems: list[str],
+    status: ModelDeploymentStatus,
+    generation: int,
+    now: datetime,
+    why: Reason = Reason.INVALID_SPEC,
 ) -> Plan:
-    reason = Explanation(Reason.INVALID_SPEC, "; ".join(problems))
+    reason = Explanation(why, "; ".join(problems))
     new_status = status.model_copy(
         update={
             "phase": "Degraded",

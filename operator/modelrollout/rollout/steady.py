@@ -22,7 +22,7 @@ def first_deployment(ctx: Context, status: ModelDeploymentStatus) -> StageResult
     Past the progress deadline it is Degraded, with nothing to roll back to; it
     becomes Healthy by itself if the pods get ready after all.
     """
-    revision, version = ctx.target, ctx.spec.model.version
+    revision, version = ctx.target, ctx.spec.model.release
     available = ctx.observed.available(revision)
     if available >= ctx.replicas:
         return Transition(

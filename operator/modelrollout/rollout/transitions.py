@@ -52,12 +52,13 @@ def serving(
             at=ctx.now,
             source=source,
             limit=ctx.spec.revision_history_limit,
+            registry=ctx.observed.registry if revision == ctx.target else None,
         ),
     }
 
 
 def start(ctx: Context, status: ModelDeploymentStatus) -> Transition:
-    version = ctx.spec.model.version
+    version = ctx.spec.model.release
     return Transition(
         status.model_copy(
             update={
@@ -95,7 +96,7 @@ def supersede(ctx: Context, status: ModelDeploymentStatus) -> Transition:
                 Reason.ROLLOUT_SUPERSEDED,
                 f"revision {status.canary_revision} (version {status.canary_version}) "
                 f"dropped: the spec now asks for revision {ctx.target} "
-                f"(version {ctx.spec.model.version})",
+                f"(version {ctx.spec.model.release})",
             ),
         ),
     )

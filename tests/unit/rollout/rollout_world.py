@@ -13,7 +13,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus, parse_spec, spec_revision
+from modelrollout.api import (
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    RegistryVersion,
+    parse_spec,
+    spec_revision,
+)
 from modelrollout.rollout import (
     DeleteRevision,
     EnsureRevision,
@@ -71,6 +77,8 @@ class World:
     routes: dict[ServiceRole, str | None] = field(default_factory=dict)
     verdicts: dict[str, MetricVerdict] = field(default_factory=dict)
     command: str | None = None
+    # What spec.model.registry resolved to, as the handler hands it to the core.
+    registry: RegistryVersion | None = None
     generation: int = 1
     now: datetime = T0
     events: list[Event] = field(default_factory=list)
@@ -87,6 +95,7 @@ class World:
             routes=dict(self.routes),
             command=self.command,
             verdicts=dict(self.verdicts),
+            registry=self.registry,
         )
 
     def plan(self) -> Plan:
@@ -106,7 +115,7 @@ class World:
             match action:
                 case EnsureRevision(revision, replicas):
                     assert revision == self.revision, "only the spec's revision may be created"
-                    self._scale(revision, replicas, create_version=self.spec.model.version)
+                    self._scale(revision, replicas, create_version=self.spec.model.release)
                 case ScaleRevision(revision, replicas):
                     assert revision in self.deployments, f"scaling missing {revision}"
                     self._scale(revision, replicas)
