@@ -17,6 +17,7 @@ from modelrollout.api import (
     BlueGreenStage,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    RegistryVersion,
     Timer,
     format_seconds,
     parse_duration,
@@ -229,7 +230,7 @@ def status_lines(
     strategy = "canary" if spec.strategy.canary else "blue/green"
     lines = [
         f"Name:      {meta['name']}  (namespace {meta['namespace']})",
-        f"Model:     {spec.model.name}  spec version {spec.model.version}",
+        f"Model:     {spec.model.name}  {model_source(spec, status)}",
         f"Phase:     {status.phase or 'Pending'}"
         + (f"  ({status.reason})" if status.reason else ""),
         *_generation_lines(meta, status),
@@ -314,4 +315,41 @@ def history_lines(status: ModelDeploymentStatus) -> list[str]:
             f"{entry.number:>8}  {entry.revision:<10}  {entry.version:<10}  {entry.source:<6}  "
             f"{entry.promoted_at:%Y-%m-%d %H:%M:%S}{serving}"
         )
+        if entry.registry is not None:
+            lines.append(f"{'':>10}{registry_line(entry.registry)}")
     return lines
+
+
+def model_source(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> str:
+    """What the spec asks for: a version, or a registry version or alias (with what
+    the operator resolved it to, and where the champion alias points)."""
+    registry = spec.model.registry
+    if registry is None:
+        return f"spec version {spec.model.version}"
+    asked = (
+        f"registry {registry.name} alias {registry.alias}"
+        if registry.alias
+        else f"registry {registry.name} version {registry.version}"
+    )
+    found = status.registry
+    if found is None:
+        return f"{asked} (not resolved yet)"
+    champion = found.champion_version or "-"
+    return f"{asked} -> version {found.resolved.version} ({found.champion_alias} -> {champion})" + (
+        f"; {found.message}" if found.message else ""
+    )
+
+
+def registry_line(version: RegistryVersion) -> str:
+    """A registry version as history and status show it: where it is, the dataset it
+    was trained on, and its model card's held-out metrics."""
+    dataset = (
+        f"dataset sha256:{version.dataset_sha256[:12]}"
+        + (f" ({version.dataset_rows} rows)" if version.dataset_rows is not None else "")
+        if version.dataset_sha256
+        else "dataset not recorded"
+    )
+    metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(version.metrics.items()))
+    return f"models:/{version.name}/{version.version}  {dataset}" + (
+        f"  {metrics}" if metrics else ""
+    )

@@ -13,12 +13,15 @@ from modelrollout.api import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     PendingScaleDown,
+    RegistryStatus,
+    RegistryVersion,
     parse_spec,
 )
 from modelrollout.cli.render import (
     bluegreen_lines,
     history_lines,
     list_lines,
+    model_source,
     status_lines,
     step_lines,
 )
@@ -279,3 +282,58 @@ def test_list_shows_each_object_and_fills_what_status_lacks() -> None:
         ["new", "Pending", "-", "-", "0%"],
     ]
     assert list_lines([]) == [header]
+
+
+def test_history_shows_each_revisions_registry_version_dataset_and_metrics() -> None:
+    registered = RegistryVersion(
+        name="churn-model",
+        version="3",
+        sha256="a" * 64,
+        dataset_sha256="d" * 64,
+        dataset_rows=1200,
+        metrics={"accuracy": 0.9412, "f1_macro": 0.93},
+    )
+    status = ModelDeploymentStatus(
+        stable_revision="aaa111",
+        history=(
+            HistoryEntry(
+                number=2, revision="aaa111", version="3", promoted_at=AT, registry=registered
+            ),
+            HistoryEntry(number=1, revision="bbb222", version="1", promoted_at=AT),
+        ),
+    )
+    _, first, registry, second = history_lines(status)
+    assert first.split()[:3] == ["2", "aaa111", "3"]
+    assert registry.split() == [
+        "models:/churn-model/3",
+        "dataset",
+        "sha256:dddddddddddd",
+        "(1200",
+        "rows)",
+        "accuracy=0.9412",
+        "f1_macro=0.93",
+    ]
+    assert second.split()[:3] == ["1", "bbb222", "1"]
+
+
+def test_status_says_what_a_tracked_alias_resolved_to_and_where_the_champion_is() -> None:
+    raw = {
+        "replicas": 2,
+        "model": {"name": "churn", "registry": {"name": "churn-model", "alias": "candidate"}},
+        "template": {"spec": {"containers": [{"name": "server", "image": "srv:1"}]}},
+        "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
+    }
+    spec = parse_spec(raw)
+    assert model_source(spec, ModelDeploymentStatus()) == (
+        "registry churn-model alias candidate (not resolved yet)"
+    )
+    resolved = RegistryStatus(
+        alias="candidate",
+        resolved=RegistryVersion(name="churn-model", version="4", sha256="a" * 64),
+        resolved_at=AT,
+        champion_alias="champion",
+        champion_version="3",
+    )
+    assert model_source(spec, ModelDeploymentStatus(registry=resolved)) == (
+        "registry churn-model alias candidate -> version 4 (champion -> 3)"
+    )
