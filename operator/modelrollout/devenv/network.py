@@ -227,8 +227,27 @@ def expose_to_pods(network: NodeNetwork, port: int) -> str:
     return f"{network.host_address}:{port}"
 
 
+def _local_rule(network: NodeNetwork, port: int) -> list[str]:
+    return ["OUTPUT", "-o", "lo", "-d", network.host_address,
+            "-p", "tcp", "--dport", str(port),
+            "-j", "DNAT", "--to-destination", f"127.0.0.1:{port}"]  # fmt: skip
+
+
+def expose_here_too(network: NodeNetwork, port: int) -> str:
+    """`expose_to_pods`, and the same address answering this machine's own clients,
+    for a URL that is written once into a manifest and used from both sides (the
+    model registry's: the pods and an operator running here both call it). Only
+    connections made on this machine are rewritten; nothing listens on host_address."""
+    address = expose_to_pods(network, port)
+    rule = _local_rule(network, port)
+    if run(["iptables", "-t", "nat", "-C", *rule], check=False).returncode != 0:
+        run(["iptables", "-t", "nat", "-A", *rule])
+    return address
+
+
 def unexpose(network: NodeNetwork, port: int) -> None:
     run(["iptables", "-t", "nat", "-D", *_loopback_rule(network, port)], check=False)
+    run(["iptables", "-t", "nat", "-D", *_local_rule(network, port)], check=False)
 
 
 def remove(network: NodeNetwork) -> None:
