@@ -120,6 +120,46 @@ def categorical_profile(
     )
 
 
+def _present(values: npt.ArrayLike, kind: Kind) -> npt.NDArray[Any]:
+    """The column without its nulls (None, NaN): the server refuses nulls, so the
+    reference describes the values it can be sent."""
+    column = np.asarray(values, dtype=np.float64 if kind == "numeric" else object)
+    if kind == "numeric":
+        return column[~np.isnan(column)]
+    keep = [v is not None and not (isinstance(v, float) and np.isnan(v)) for v in column]
+    return column[np.asarray(keep, dtype=bool)] if len(column) else column
+
+
+def build_reference(
+    columns: Sequence[tuple[str, Kind, npt.ArrayLike]],
+    predictions: npt.ArrayLike,
+    task: str,
+    classes: Sequence[str],
+    bins: int,
+) -> ReferenceProfile:
+    """The profile of training columns (name, kind, values) and the model's predictions
+    on them: categorical for a classifier (its classes), quantile-binned for a regressor."""
+    features = tuple(
+        numeric_profile(name, _present(values, kind), bins)
+        if kind == "numeric"
+        else categorical_profile(name, _present(values, kind))
+        for name, kind, values in columns
+    )
+    predicted = np.asarray(predictions)
+    prediction = (
+        numeric_profile("prediction", predicted.astype(np.float64), bins)
+        if task == "regression"
+        else categorical_profile("prediction", predicted, classes)
+    )
+    return ReferenceProfile(
+        features=features,
+        prediction=prediction,
+        n_samples=len(predicted),
+        task=task,
+        classes=tuple(str(c) for c in classes) if task != "regression" else (),
+    )
+
+
 @dataclass(frozen=True)
 class ReferenceProfile:
     features: tuple[FeatureProfile, ...]
