@@ -11,9 +11,9 @@ so `serve --help` and a failed start stay fast.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
@@ -130,6 +130,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_sha256_file(path: Path) -> str:
+    """`<path>.sha256` holding `"<hex>  <name>"` (sha256sum's format), as `train` and
+    `package` write it beside an artifact; returns the hex digest."""
+    digest = sha256_of(path)
+    Path(f"{path}.sha256").write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+    return digest
+
+
 def inspect(uri: str, expected_sha256: str, allow_pickle: bool) -> Artifact:
     """Find, identify and verify the artifact without deserializing anything."""
     path = resolve(uri)
@@ -225,7 +233,9 @@ class SklearnModel:
         for name in self.fitted_columns:
             column = matrix[:, position[name]]
             columns[name] = (
-                column.astype(np.float64) if self._kinds[name] == "numeric" else column.astype(object)
+                column.astype(np.float64)
+                if self._kinds[name] == "numeric"
+                else column.astype(object)
             )
         return pd.DataFrame(columns)
 

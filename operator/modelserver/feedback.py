@@ -75,9 +75,7 @@ class RegressionFeedbackTracker:
         return math.sqrt(math.fsum(e * e for e in self._errors) / len(self._errors))
 
 
-def _take(
-    remembered: OrderedDict[str, Any], request_id: str, labels: int, cache_size: int
-) -> Any:
+def _take(remembered: OrderedDict[str, Any], request_id: str, labels: int, cache_size: int) -> Any:
     """The remembered predictions of `request_id`, forgotten once taken (scored once:
     a second post for the same id would double-count it)."""
     predicted = remembered.get(request_id)
@@ -153,7 +151,7 @@ def parse_feedback(payload: object, numeric: bool = False) -> tuple[str, list[ob
         )
     if numeric:
         for label in labels:
-            if type(label) not in (int, float) or not math.isfinite(label):  # type: ignore[arg-type]
+            if not _finite_number(label):
                 raise InputError(
                     "each label must be a finite number: this model is a regressor",
                     kind="bad_feedback",
@@ -163,3 +161,13 @@ def parse_feedback(payload: object, numeric: bool = False) -> tuple[str, list[ob
         if type(label) not in (str, int) or isinstance(label, bool):
             raise InputError("each label must be a string or an integer class", kind="bad_feedback")
     return request_id, labels
+
+
+def _finite_number(value: object) -> bool:
+    """A JSON number a float can hold: not a bool, NaN, infinity or a 400-digit integer."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False

@@ -89,17 +89,18 @@ class LiveState(Collector):
             )
             accuracy.add_metric(values, self.accuracy)
             yield accuracy
-        for metric, value, meaning in (
+        errors: tuple[tuple[str, float | None, str], ...] = (
             ("modelserver_feedback_mae", self.mae, "Mean absolute error"),
             ("modelserver_feedback_rmse", self.rmse, "Root mean squared error"),
-        ):
-            if value is not None:
+        )
+        for metric, error, meaning in errors:
+            if error is not None:
                 gauge = GaugeMetricFamily(
                     metric,
                     f"{meaning} of predictions among recent labelled feedback rows (regression).",
                     labels=names,
                 )
-                gauge.add_metric(values, value)
+                gauge.add_metric(values, error)
                 yield gauge
 
 

@@ -287,7 +287,9 @@ class ModelService:
                 *(
                     []
                     if self.regression
-                    else [{"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]}]
+                    else [
+                        {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]}
+                    ]
                 ),
             ],
             "parameters": {"artifact_sha256": self.sha256, "classes": list(classes)},

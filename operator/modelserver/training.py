@@ -18,7 +18,6 @@ Each artifact is written with its sha256 and reference profile beside it.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelserver.artifact import write_sha256_file
 from modelserver.datasets import Dataset, load_dataset
-from modelserver.profile import ReferenceProfile, build_reference
+from modelserver.profile import ReferenceProfile, build_reference, feature_profiles
 
 VARIANTS = {
     "baseline": "depth-3 decision tree (v1)",
@@ -121,7 +121,9 @@ def build_profile(
     data: Dataset, x: npt.NDArray[Any], predictions: npt.NDArray[Any], classes: list[str], bins: int
 ) -> ReferenceProfile:
     columns = [(f.name, f.kind, x[:, i]) for i, f in enumerate(data.features)]
-    return build_reference(columns, predictions, "classification", classes, bins)
+    return build_reference(
+        feature_profiles(columns, bins), predictions, "classification", classes, bins
+    )
 
 
 def train(
@@ -156,8 +158,7 @@ def train(
         skops.io.dump(pipeline, path)
     else:
         export_onnx(pipeline, [(f.name, f.kind) for f in data.features], path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    Path(f"{path}.sha256").write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+    digest = write_sha256_file(path)
     profile_path = Path(f"{path}.profile.json")
     profile.save(profile_path)
     return Trained(dataset, variant, fmt, path, digest, profile_path, accuracy, len(x_fit))
