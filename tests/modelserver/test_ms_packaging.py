@@ -541,3 +541,30 @@ def test_the_cli_prints_the_package_and_refuses_bad_input_with_exit_2(
     assert last.startswith("modelrollout package: target column 'y' is not in diabetes.csv; ")
     assert "its columns are age, sex, bmi" in last
     assert not (tmp_path / "bad").exists()
+
+
+def test_profiles_leave_nulls_out_and_bin_a_regressors_predictions() -> None:
+    from modelserver.profile import ReferenceProfile, build_reference, feature_profiles
+
+    columns = [
+        ("amount", "numeric", [1.0, np.nan, 3.0, 4.0]),
+        ("city", "categorical", ["a", None, "b", "a"]),
+    ]
+    amount, city = feature_profiles(columns, bins=2)
+    assert amount.edges == (3.0,) and amount.shares == pytest.approx((1 / 3, 2 / 3))
+    assert city.categories == ("a", "b") and city.shares == pytest.approx((2 / 3, 1 / 3))
+    profile = build_reference((amount, city), [10.0, 20.0, 30.0, 40.0], "regression", [], 4)
+    assert profile.prediction.kind == "numeric"
+    assert profile.prediction.edges == (17.5, 25.0, 32.5)  # quartiles of the predictions
+    assert ReferenceProfile.from_json(profile.to_json()) == profile
+
+
+def test_the_openapi_document_of_a_regressor_asks_for_numeric_labels(
+    packaged_diabetes: Packaged,
+) -> None:
+    from modelserver.openapi import openapi_document
+
+    service, _ = service_of(packaged_diabetes)
+    schemas = openapi_document(service)["components"]["schemas"]
+    assert schemas["FeedbackRequest"]["properties"]["labels"]["items"] == {"type": "number"}
+    assert schemas["FeedbackResponse"]["required"] == ["id", "scored", "mean_absolute_error"]
