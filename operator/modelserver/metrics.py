@@ -6,14 +6,18 @@ accuracy come from a custom collector that reports the latest evaluation, so
 those gauges are absent, not zero, until enough samples exist: a zero PSI
 would tell the rollout analysis "no drift" when the truth is "no data yet".
 Every metric carries `model_name` and `model_version`, which is how the
-analysis tells the canary from the stable revision.
+analysis tells the canary from the stable revision. A regressor's feedback
+exports errors instead of correct/incorrect: summaries of each labelled row's
+absolute and squared error (live MAE is rate(_sum)/rate(_count); RMSE the root
+of the squared one's) and windowed MAE and RMSE gauges beside the accuracy one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -26,6 +30,8 @@ LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
 )  # fmt: skip
 FEEDBACK_OUTCOMES = ("correct", "incorrect", "unknown_request")
+# A regressor's labelled rows are scored, not right or wrong.
+REGRESSION_FEEDBACK_OUTCOMES = ("scored", "unknown_request")
 
 
 class LiveState(Collector):
@@ -35,6 +41,8 @@ class LiveState(Collector):
         self._base = base
         self.snapshot = DriftSnapshot(samples=0)
         self.accuracy: float | None = None
+        self.mae: float | None = None
+        self.rmse: float | None = None
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -81,6 +89,19 @@ class LiveState(Collector):
             )
             accuracy.add_metric(values, self.accuracy)
             yield accuracy
+        errors: tuple[tuple[str, float | None, str], ...] = (
+            ("modelserver_feedback_mae", self.mae, "Mean absolute error"),
+            ("modelserver_feedback_rmse", self.rmse, "Root mean squared error"),
+        )
+        for metric, error, meaning in errors:
+            if error is not None:
+                gauge = GaugeMetricFamily(
+                    metric,
+                    f"{meaning} of predictions among recent labelled feedback rows (regression).",
+                    labels=names,
+                )
+                gauge.add_metric(values, error)
+                yield gauge
 
 
 class ServerMetrics:
@@ -93,6 +114,7 @@ class ServerMetrics:
         categorical: Sequence[str],
         artifact_sha256: str,
         revision: str,
+        regression: bool = False,
     ) -> None:
         base = {"model_name": model_name, "model_version": model_version}
         names = list(base)
@@ -139,7 +161,23 @@ class ServerMetrics:
         # rate() works, and the request path skips label lookups.
         self._missing = {f: missing.labels(*self._values, f) for f in features}
         self._unseen = {f: unseen.labels(*self._values, f) for f in categorical}
-        self._feedback = {o: feedback.labels(*self._values, o) for o in FEEDBACK_OUTCOMES}
+        outcomes = REGRESSION_FEEDBACK_OUTCOMES if regression else FEEDBACK_OUTCOMES
+        self._feedback = {o: feedback.labels(*self._values, o) for o in outcomes}
+        self._errors: tuple[Any, Any] | None = None
+        if regression:
+            absolute = Summary(
+                "modelserver_feedback_absolute_error",
+                "Absolute error |label - prediction| of each labelled feedback row (regression).",
+                names,
+                registry=registry,
+            )
+            squared = Summary(
+                "modelserver_feedback_squared_error",
+                "Squared error (label - prediction)^2 of each labelled feedback row (regression).",
+                names,
+                registry=registry,
+            )
+            self._errors = (absolute.labels(*self._values), squared.labels(*self._values))
         self._durations = {
             e: self.duration.labels(*self._values, e) for e in ("infer", "predict", "feedback")
         }
@@ -165,3 +203,11 @@ class ServerMetrics:
 
     def count_feedback(self, outcome: str, n: int = 1) -> None:
         self._feedback[outcome].inc(n)
+
+    def observe_errors(self, absolute_errors: Iterable[float]) -> None:
+        """A regressor's labelled rows: each one's absolute and squared error."""
+        assert self._errors is not None, "only a regression model's metrics observe errors"
+        absolute, squared = self._errors
+        for error in absolute_errors:
+            absolute.observe(error)
+            squared.observe(error * error)

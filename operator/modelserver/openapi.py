@@ -151,11 +151,11 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": _schemas(service.regression)},
     }
 
 
-def _schemas() -> dict[str, Any]:
+def _schemas(regression: bool) -> dict[str, Any]:
     tensor = {
         "type": "object",
         "required": ["name", "datatype", "shape", "data"],
@@ -215,11 +215,24 @@ def _schemas() -> dict[str, Any]:
                 "id": REQUEST_ID,
                 "labels": {
                     "type": "array",
-                    "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                    # A regressor is labelled with numbers, a classifier with classes.
+                    "items": {"type": "number"}
+                    if regression
+                    else {"oneOf": [{"type": "string"}, {"type": "integer"}]},
                 },
             },
         },
         "FeedbackResponse": {
+            "type": "object",
+            "required": ["id", "scored", "mean_absolute_error"],
+            "properties": {
+                "id": {"type": "string"},
+                "scored": {"type": "integer"},
+                "mean_absolute_error": {"type": "number"},
+            },
+        }
+        if regression
+        else {
             "type": "object",
             "required": ["id", "correct", "incorrect"],
             "properties": {

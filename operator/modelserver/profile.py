@@ -120,6 +120,53 @@ def categorical_profile(
     )
 
 
+def _present(values: npt.ArrayLike, kind: Kind) -> npt.NDArray[Any]:
+    """The column without its nulls (None, NaN): the server refuses nulls, so the
+    reference describes the values it can be sent."""
+    column = np.asarray(values, dtype=np.float64 if kind == "numeric" else object)
+    if kind == "numeric":
+        present: npt.NDArray[Any] = column[~np.isnan(column)]
+        return present
+    keep = [v is not None and not (isinstance(v, float) and np.isnan(v)) for v in column]
+    return column[np.asarray(keep, dtype=bool)] if len(column) else column
+
+
+def feature_profiles(
+    columns: Sequence[tuple[str, Kind, npt.ArrayLike]], bins: int
+) -> tuple[FeatureProfile, ...]:
+    """The profile of each training column (name, kind, values), nulls left out."""
+    return tuple(
+        numeric_profile(name, _present(values, kind), bins)
+        if kind == "numeric"
+        else categorical_profile(name, _present(values, kind))
+        for name, kind, values in columns
+    )
+
+
+def build_reference(
+    features: Sequence[FeatureProfile],
+    predictions: npt.ArrayLike,
+    task: str,
+    classes: Sequence[str],
+    bins: int,
+) -> ReferenceProfile:
+    """The profile of the training columns and of the model's predictions on them:
+    categorical over its classes for a classifier, quantile-binned for a regressor."""
+    predicted = np.asarray(predictions)
+    prediction = (
+        numeric_profile("prediction", predicted.astype(np.float64), bins)
+        if task == "regression"
+        else categorical_profile("prediction", predicted, classes)
+    )
+    return ReferenceProfile(
+        features=tuple(features),
+        prediction=prediction,
+        n_samples=len(predicted),
+        task=task,
+        classes=tuple(str(c) for c in classes) if task != "regression" else (),
+    )
+
+
 @dataclass(frozen=True)
 class ReferenceProfile:
     features: tuple[FeatureProfile, ...]

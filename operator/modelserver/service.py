@@ -24,7 +24,12 @@ from prometheus_client import CollectorRegistry
 
 from modelserver import artifact, fetch
 from modelserver.drift import DriftMonitor, DriftSnapshot
-from modelserver.feedback import FeedbackTracker, UnknownRequestError, parse_feedback
+from modelserver.feedback import (
+    FeedbackTracker,
+    RegressionFeedbackTracker,
+    UnknownRequestError,
+    parse_feedback,
+)
 from modelserver.inputs import Decoded, InputError, InputSchema
 from modelserver.metrics import ServerMetrics
 from modelserver.profile import ProfileError, ReferenceProfile
@@ -69,8 +74,11 @@ class ModelService:
                 f"the model takes {model.n_features} features but its profile lists "
                 f"{len(profile.features)}; they do not belong together"
             )
-        if isinstance(model, artifact.OnnxModel) and not profile.all_numeric:
-            raise ProfileError("ONNX artifacts are served for numeric features only")
+        try:
+            model.bind(profile.features)
+        except artifact.ArtifactError as exc:
+            raise ProfileError(str(exc)) from None
+        self.regression = profile.task == "regression"
         self.settings = settings
         self.model = model
         self.profile = profile
@@ -84,13 +92,15 @@ class ModelService:
             [f.name for f in profile.features if f.kind == "categorical"],
             artifact_sha256,
             settings.revision,
+            regression=self.regression,
         )
         self.drift = (
             DriftMonitor(profile, settings.drift_window, settings.drift_min_samples)
             if settings.drift_enabled
             else None
         )
-        self.feedback = FeedbackTracker(
+        tracker = RegressionFeedbackTracker if self.regression else FeedbackTracker
+        self.feedback: FeedbackTracker | RegressionFeedbackTracker = tracker(
             settings.feedback_cache_size, settings.feedback_window, settings.feedback_min_samples
         )
         # Request ids: a per-process random prefix and a counter, unique across
@@ -224,12 +234,21 @@ class ModelService:
         return {"predictions": result.labels.tolist()}
 
     def score_feedback(self, payload: Any) -> dict[str, Any]:
-        request_id, labels = parse_feedback(payload)
+        request_id, labels = parse_feedback(payload, numeric=self.regression)
         try:
             result = self.feedback.score(request_id, labels)
         except UnknownRequestError:
             self.metrics.count_feedback("unknown_request", len(labels))
             raise
+        if self.regression:
+            self.metrics.count_feedback("scored", len(labels))
+            self.metrics.observe_errors(result.absolute_errors)
+            errors = result.absolute_errors
+            return {
+                "id": request_id,
+                "scored": len(errors),
+                "mean_absolute_error": sum(errors) / len(errors),
+            }
         self.metrics.count_feedback("correct", result.correct)
         self.metrics.count_feedback("incorrect", result.incorrect)
         return {"id": request_id, "correct": result.correct, "incorrect": result.incorrect}
@@ -241,6 +260,9 @@ class ModelService:
         snapshot = self.drift.evaluate() if self.drift is not None else DriftSnapshot(samples=0)
         self.metrics.live.snapshot = snapshot
         self.metrics.live.accuracy = self.feedback.accuracy()
+        if isinstance(self.feedback, RegressionFeedbackTracker):
+            self.metrics.live.mae = self.feedback.mae()
+            self.metrics.live.rmse = self.feedback.rmse()
         return snapshot
 
     # -- descriptions ------------------------------------------------------------------------
@@ -262,7 +284,13 @@ class ModelService:
             "inputs": inputs,
             "outputs": [
                 {"name": "predict", "datatype": "BYTES" if classes else "FP64", "shape": [-1]},
-                {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]},
+                *(
+                    []
+                    if self.regression
+                    else [
+                        {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]}
+                    ]
+                ),
             ],
             "parameters": {"artifact_sha256": self.sha256, "classes": list(classes)},
         }

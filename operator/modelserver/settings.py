@@ -87,7 +87,10 @@ class Settings:
     )
     skops_trusted: tuple[str, ...] = field(
         default=(),
-        metadata=_doc("Extra type names a skops artifact may contain (comma-separated)."),
+        metadata=_doc(
+            "Extra type names a skops artifact may contain (comma-separated), beyond skops' "
+            "defaults and LightGBM's estimators (modelserver.artifact.TRUSTED_SKOPS_TYPES)."
+        ),
     )
     # Downloading http(s) artifacts (modelserver.fetch).
     artifact_dir: str = field(

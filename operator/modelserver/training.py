@@ -18,7 +18,6 @@ Each artifact is written with its sha256 and reference profile beside it.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from modelserver.artifact import write_sha256_file
 from modelserver.datasets import Dataset, load_dataset
-from modelserver.profile import ReferenceProfile, categorical_profile, numeric_profile
+from modelserver.profile import ReferenceProfile, build_reference, feature_profiles
 
 VARIANTS = {
     "baseline": "depth-3 decision tree (v1)",
@@ -120,18 +120,9 @@ def _training_rows(
 def build_profile(
     data: Dataset, x: npt.NDArray[Any], predictions: npt.NDArray[Any], classes: list[str], bins: int
 ) -> ReferenceProfile:
-    features = tuple(
-        numeric_profile(f.name, x[:, i].astype(np.float64), bins)
-        if f.kind == "numeric"
-        else categorical_profile(f.name, x[:, i])
-        for i, f in enumerate(data.features)
-    )
-    return ReferenceProfile(
-        features=features,
-        prediction=categorical_profile("prediction", predictions, classes),
-        n_samples=len(x),
-        task="classification",
-        classes=tuple(classes),
+    columns = [(f.name, f.kind, x[:, i]) for i, f in enumerate(data.features)]
+    return build_reference(
+        feature_profiles(columns, bins), predictions, "classification", classes, bins
     )
 
 
@@ -150,8 +141,6 @@ def train(
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     data = load_dataset(dataset)
-    if fmt == "onnx" and any(f.kind != "numeric" for f in data.features):
-        raise ValueError("ONNX export supports numeric-only datasets (wine, breast_cancer)")
     x_train, x_test, y_train, y_test = train_test_split(
         data.X, data.y, test_size=0.3, random_state=seed, stratify=data.y
     )
@@ -168,23 +157,34 @@ def train(
 
         skops.io.dump(pipeline, path)
     else:
-        _export_onnx(pipeline, len(data.features), path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    Path(f"{path}.sha256").write_text(f"{digest}  {path.name}\n", encoding="utf-8")
+        export_onnx(pipeline, [(f.name, f.kind) for f in data.features], path)
+    digest = write_sha256_file(path)
     profile_path = Path(f"{path}.profile.json")
     profile.save(profile_path)
     return Trained(dataset, variant, fmt, path, digest, profile_path, accuracy, len(x_fit))
 
 
-def _export_onnx(pipeline: Any, n_features: int, path: Path) -> None:
+def export_onnx(pipeline: Any, features: list[tuple[str, str]], path: Path) -> None:
+    """Write `pipeline` as ONNX: numeric-only data as one float tensor; with categorical
+    columns, one input per column named like it (strings for categorical ones), which
+    the server feeds column by column (modelserver.artifact.OnnxModel)."""
     try:
         from skl2onnx import to_onnx
-        from skl2onnx.common.data_types import FloatTensorType
+        from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     except ImportError:
         raise ValueError("ONNX export needs skl2onnx: pip install 'modelrollout[onnx]'") from None
+    if all(kind == "numeric" for _, kind in features):
+        initial_types: list[tuple[str, Any]] = [("input", FloatTensorType([None, len(features)]))]
+    else:
+        initial_types = [
+            (name, FloatTensorType([None, 1]) if kind == "numeric" else StringTensorType([None, 1]))
+            for name, kind in features
+        ]
+        # The graph's per-column inputs are concatenated in this order, which is
+        # the order the ColumnTransformer's positional column indices refer to.
     model = to_onnx(
         pipeline,
-        initial_types=[("input", FloatTensorType([None, n_features]))],
+        initial_types=initial_types,
         # Plain probability tensors rather than a list of {class: p} maps.
         options={"zipmap": False},
         target_opset=17,

@@ -17,7 +17,15 @@ from collections.abc import Callable, Sequence
 from modelrollout import __version__
 
 # Subcommand modules, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("run", "status", "control", "serve", "train", "loadgen")
+COMMAND_MODULES: tuple[str, ...] = (
+    "run",
+    "status",
+    "control",
+    "serve",
+    "train",
+    "package",
+    "loadgen",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

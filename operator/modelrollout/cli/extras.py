@@ -1,9 +1,9 @@
-"""What `serve`, `train` and `loadgen` need beyond the operator's dependencies.
+"""What `serve`, `train`, `package` and `loadgen` need beyond the operator's dependencies.
 
 The model server's libraries are the `modelserver` extra (`pip install
 'modelrollout[modelserver]'`, the model-server image); the operator image and a
 plain `pip install modelrollout` carry only what `run`, `status` and the control
-commands need. Those three commands check first and say so in one line, instead
+commands need. Those four commands check first and say so in one line, instead
 of failing deep inside an import.
 """
 
@@ -17,6 +17,7 @@ MODELSERVER_MODULES = {
     "sklearn": "scikit-learn",
     "skops": "skops",
     "palmerpenguins": "palmerpenguins",
+    "pandas": "pandas",
     "aiohttp": "aiohttp",
 }
 
