@@ -66,9 +66,14 @@ class OperatorProcess:
 
 @contextmanager
 def running_operator(
-    cluster: ClusterUnderTest, namespace: str, log_dir: Path
+    cluster: ClusterUnderTest,
+    namespace: str,
+    log_dir: Path,
+    env: dict[str, str] | None = None,
 ) -> Iterator[OperatorProcess]:
-    operator = OperatorProcess(cluster, namespace, log_dir / f"operator-{namespace}.log")
+    operator = OperatorProcess(
+        cluster, namespace, log_dir / f"operator-{namespace}.log", env=dict(env or {})
+    )
     operator.start()
     try:
         yield operator
