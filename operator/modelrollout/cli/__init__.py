@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "serve",
     "train",
     "package",
+    "register",
     "loadgen",
 )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modelrollout.cli.extras import modelserver_unavailable
+from modelrollout.cli.register import add_registry_arguments, register_package
 
 
 def _feature_type(text: str) -> tuple[str, str]:
@@ -87,6 +88,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--name", help="the model's name in the card")
     parser.add_argument("--bins", type=int, default=10, help="quantile bins per numeric feature")
     parser.add_argument("--seed", type=int, default=0, help="holdout split seed")
+    parser.add_argument(
+        "--register", metavar="NAME", help="then register it in MLflow as a version of NAME"
+    )
+    add_registry_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -123,6 +128,13 @@ def handle(args: argparse.Namespace) -> int:
         f"({packaged.card['evaluation']['method']}, {packaged.card['evaluation']['rows']} rows)",
         file=sys.stderr,
     )
-    json.dump(packaged.to_json(), sys.stdout, indent=1)
+    document = packaged.to_json()
+    if args.register:
+        # Packaged and kept even if registering fails: `modelrollout register` retries it.
+        registered = register_package(packaged.directory, args.register, args)
+        if registered is None:
+            return 2
+        document["registered"] = registered
+    json.dump(document, sys.stdout, indent=1)
     print()
     return 0

@@ -1,0 +1,53 @@
+"""A user's own models for the registry tests: pipelines fitted in the test on a
+dataset a package ships (scikit-learn's breast cancer table, with the column
+names the traffic generator sends), packaged with `modelserver.packaging.package`
+and registered with `modelserver.registration.register`, as a data scientist
+would from a notebook. Not one of `modelrollout train`'s variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modelserver.datasets import load_dataset
+from modelserver.packaging import Packaged, package
+from modelserver.registration import Registered, register
+
+DATASET = "breast_cancer"
+TARGET = "diagnosis"
+
+
+@dataclass(frozen=True)
+class UserModel:
+    packaged: Packaged
+
+    def register(self, tracking_uri: str, name: str, alias: str | None = None) -> Registered:
+        return register(self.packaged.directory, name, tracking_uri=tracking_uri, alias=alias)
+
+
+def packaged_classifier(
+    out: Path, *, c: float = 1.0, label_bug: float = 0.0, seed: int = 0
+) -> UserModel:
+    """A standardized logistic regression; `label_bug` relabels that share of the
+    most common class as the other one (trained on bad labels: live accuracy drops,
+    inputs look as usual)."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_dataset(DATASET)
+    frame = pd.DataFrame(data.X, columns=list(data.feature_names))
+    labels = data.y.copy()
+    if label_bug:
+        rng = np.random.default_rng(seed)
+        classes, counts = np.unique(labels, return_counts=True)
+        victim, other = classes[np.argmax(counts)], classes[np.argmin(counts)]
+        rows = np.flatnonzero(labels == victim)
+        labels[rng.choice(rows, int(len(rows) * label_bug), replace=False)] = other
+    frame[TARGET] = labels
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+    pipeline.fit(frame.drop(columns=[TARGET]), frame[TARGET])
+    return UserModel(package(pipeline, frame, TARGET, out, name="breast-cancer"))
