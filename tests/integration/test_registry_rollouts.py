@@ -93,9 +93,9 @@ def test_an_alias_moved_in_the_registry_rolls_out_and_the_champion_follows(
     second = packaged_classifier(tmp_path / "v2", c=0.5).register(registry.url, MODEL, "candidate")
     status = rollouts.wait_status(
         "churn",
+        "the alias's new version promoted",
         lambda s: s.get("stableVersion") == second.version and s.get("phase") == "Healthy",
         timeout=120,
-        what="the alias's new version promoted",
     )
     wait_for(lambda: _alias(registry, "champion") == second.version, timeout=30, what="champion v2")
     history = status["history"]
@@ -120,9 +120,9 @@ def test_a_registry_that_goes_away_freezes_what_serves_until_it_comes_back(
     registry.stop()
     status = rollouts.wait_status(
         "churn",
+        "Degraded on the unreachable registry",
         lambda s: s.get("reason") == "RegistryUnavailable",
         timeout=60,
-        what="Degraded on the unreachable registry",
     )
     assert status["phase"] == "Degraded"
     assert registry.url in status["message"] and "left as it is" in status["message"]
