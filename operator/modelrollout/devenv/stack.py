@@ -34,6 +34,7 @@ from modelrollout.api import names as n
 from modelrollout.devenv.artifacts import ArtifactStore
 from modelrollout.devenv.cluster import LocalCluster, local_cluster
 from modelrollout.devenv.processes import stop_on_signals, wait_for_signal
+from modelrollout.devenv.registry import RegistryServer
 from modelrollout.devenv.prometheus import (
     LocalPrometheus,
     pod_discovery_config,
@@ -132,17 +133,18 @@ STAGE_SECONDS = 300.0
 
 
 def model_server_template(
-    image: str, artifact: Artifact, env: dict[str, str] | None = None
+    image: str, artifact: Artifact | None, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """The pod template of a real model server (`args: [serve]`), as a user writes
     it: the model-server image, never pulled (it is imported into the node); the
     artifact downloaded at start into an emptyDir (the root filesystem is read-only)
     and checked against MODEL_SHA256, which the operator injects with MODEL_URI;
     readiness on the server's ready endpoint, which gates the Service's endpoints.
+    `artifact` None: a registry model (the operator injects its models:/ URI).
     """
     variables = {
         **FAST_SERVER_ENV,
-        **artifact.server_env(),
+        **(artifact.server_env() if artifact else {}),
         "MODELSERVER_ARTIFACT_DIR": MODEL_DIR,
         **(env or {}),
     }
@@ -219,6 +221,7 @@ class ServingStack:
         self.allowed = [ipaddress.ip_network(r) for r in network.routed_ranges]
         self._prometheus_port = prometheus_port
         self._prometheus: LocalPrometheus | None = None
+        self._registry: RegistryServer | None = None
         self._traffic: list[Traffic] = []
 
     @property
@@ -252,6 +255,13 @@ class ServingStack:
             binary=self.cluster.tools.prometheus,
         )
         self._prometheus_port = urlsplit(self._prometheus.url).port
+
+    def start_registry(self) -> RegistryServer:
+        """The embedded MLflow registry, at one URL for the pods and this machine."""
+        if self._registry is None:
+            self._registry = RegistryServer(self.workdir / "mlflow", self.cluster.network)
+            self._registry.start()
+        return self._registry
 
     def stop_prometheus(self) -> None:
         if self._prometheus is not None:
@@ -288,6 +298,9 @@ class ServingStack:
         self._traffic.clear()
         self.store.stop()
         self.stop_prometheus()
+        if self._registry is not None:
+            self._registry.stop()
+            self._registry = None
 
     def server_logs(self, tail_lines: int = 60) -> str:
         """The end of each model-server container's log (and of its previous run,
