@@ -38,7 +38,8 @@ docker_cmd="${DOCKER:-docker}"
 suite=bookworm
 # python-is-python3: the public python:*-slim images answer to `python` as well,
 # so the local base is a stand-in for them for whatever else runs on it.
-base_include=python3,python3-venv,python-is-python3,ca-certificates
+# libgomp1: LightGBM's wheel links the system OpenMP runtime (python:*-slim has it).
+base_include=python3,python3-venv,python-is-python3,ca-certificates,libgomp1
 # The machine's bundle holds an extra authority Debian's package does not.
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
 # Bump when a recipe below changes in a way its inputs do not show.
