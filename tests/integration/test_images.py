@@ -248,3 +248,12 @@ def test_the_private_dockerd_starts_detached_and_stops(tmp_path: Path) -> None:
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped" in stopped.stderr
     assert not Path(host.removeprefix("unix://")).exists()
+
+
+def test_the_modelserver_image_loads_the_libraries_users_models_need(
+    images: BuiltImages, docker_env: dict[str, str]
+) -> None:
+    """LightGBM links the system OpenMP runtime; an image without it would refuse
+    every LightGBM model at start-up."""
+    script = "import lightgbm, pandas, pyarrow; print(lightgbm.__version__)"
+    assert python_in(docker_env, images.modelserver_image, script)
