@@ -134,7 +134,7 @@ class Settings:
         default="",
         metadata=_doc("PEM bundle trusted for HTTPS besides the system's CA bundle."),
     )
-    # An MLflow registry (MODEL_URI=models:/NAME/VERSION or models:/NAME@ALIAS; modelserver.registry).
+    # An MLflow registry: MODEL_URI=models:/NAME/VERSION or @ALIAS (modelserver.registry).
     mlflow_tracking_uri: str = field(
         default="",
         metadata=_doc(

@@ -90,7 +90,7 @@ def running_mlflow(root: Path) -> Iterator[FakeMlflow]:
     fake = FakeMlflow(root)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             given = self.headers.get("Authorization", "")
             fake.seen_auth.append(given)
