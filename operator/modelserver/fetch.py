@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import json
 import logging
 import re
 import shutil
@@ -43,17 +44,18 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from modelserver import artifact
+from modelserver import artifact, registry
 from modelserver.artifact import ArtifactError
 from modelserver.settings import Settings
 
 log = logging.getLogger("modelserver")
+T = TypeVar("T")
 
 CHUNK_BYTES = 1 << 20
 PROFILE_SUFFIX = ".profile.json"
@@ -248,6 +250,24 @@ def _opener(policy: Policy) -> urllib.request.OpenerDirector:
     )
 
 
+@dataclass(frozen=True)
+class Access:
+    """How one source is authenticated, and what a refusal or a 404 from it tells the user.
+
+    The default is the artifact store's (MODELSERVER_ARTIFACT_TOKEN); an MLflow registry
+    has its own credentials (MLFLOW_TRACKING_*) and its own advice.
+    """
+
+    authorization: str = field(default="", repr=False)
+    refused: str = ""
+    missing: str = ""
+    unreachable: str = ""
+
+
+# The biggest JSON answer a registry call may give (a model version is a few KiB).
+MAX_JSON_BYTES = 1 << 20
+
+
 class _RetryableError(Exception):
     """One attempt failed in a way another attempt may not (connection, 5xx, truncation)."""
 
@@ -268,7 +288,9 @@ class Fetcher:
     def __post_init__(self) -> None:
         self._opener = _opener(self.policy)
 
-    def download(self, url: str, what: str, expected_sha256: str = "") -> Path:
+    def download(
+        self, url: str, what: str, expected_sha256: str = "", access: Access | None = None
+    ) -> Path:
         """`url` into the directory under its own file name, verified; the local path.
 
         With an expected digest, a file already there that has it is used as is (a
@@ -276,20 +298,39 @@ class Fetcher:
         """
         _check_url(url, what)
         target = self.directory / local_name(url)
-        return self.download_to(url, target, what, expected_sha256)
+        return self.download_to(url, target, what, expected_sha256, access)
 
-    def download_to(self, url: str, target: Path, what: str, expected_sha256: str = "") -> Path:
+    def download_to(
+        self,
+        url: str,
+        target: Path,
+        what: str,
+        expected_sha256: str = "",
+        access: Access | None = None,
+    ) -> Path:
         _check_url(url, what)
-        shown = redact(url)
         expected = artifact.expected_digest(expected_sha256)
         if expected and target.is_file() and artifact.sha256_of(target) == expected:
-            log.info("using the downloaded copy", extra={"url": shown, "path": str(target)})
+            log.info("using the downloaded copy", extra={"url": redact(url), "path": str(target)})
             return target
+        self._retrying(
+            url, what, access, lambda: self._attempt(url, target, what, expected_sha256, access)
+        )
+        return target
+
+    def get_json(self, url: str, what: str, access: Access | None = None) -> Any:
+        """A small JSON answer (a registry REST call), retried like a download."""
+        _check_url(url, what)
+        return self._retrying(url, what, access, lambda: self._json_attempt(url, what, access))
+
+    def _retrying(
+        self, url: str, what: str, access: Access | None, attempt_once: Callable[[], T]
+    ) -> T:
+        shown = redact(url)
         attempts = self.policy.retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                self._attempt(url, target, what, expected_sha256)
-                return target
+                return attempt_once()
             except _RetryableError as exc:
                 reason = str(exc)
             if attempt == attempts:
@@ -303,27 +344,43 @@ class Fetcher:
                 raise _StoppedError(f"stopped while downloading the {what} {shown}")
         raise ArtifactError(
             f"cannot download the {what} {shown}: {reason} (attempt {attempts} of {attempts}); "
-            f"{_advice(reason)}"
+            f"{access.unreachable if access and access.unreachable else _advice(reason)}"
         )
 
-    def _attempt(self, url: str, target: Path, what: str, expected_sha256: str) -> None:
+    def _open(
+        self, url: str, what: str, access: Access | None, accept: str = "*/*"
+    ) -> http.client.HTTPResponse:
+        """The response to a GET of `url`; a 4xx raises ArtifactError, what may pass
+        raises _RetryableError."""
         shown = redact(url)
         # `identity`: the digest is of the file's bytes, not of a compressed transfer.
         request = urllib.request.Request(  # noqa: S310 (_check_url allowed http(s) only)
-            url, headers={"Accept-Encoding": "identity", "User-Agent": "modelrollout-serve"}
+            url,
+            headers={
+                "Accept-Encoding": "identity",
+                "Accept": accept,
+                "User-Agent": "modelrollout-serve",
+            },
         )
-        if self.policy.token:
-            request.add_unredirected_header("Authorization", f"Bearer {self.policy.token}")
-        started = time.monotonic()
+        header = access.authorization if access else ""
+        if not header and access is None and self.policy.token:
+            header = f"Bearer {self.policy.token}"
+        if header:
+            request.add_unredirected_header("Authorization", header)
         try:
-            response = self._opener.open(request, timeout=self.policy.connect_timeout)
+            response: http.client.HTTPResponse = self._opener.open(
+                request, timeout=self.policy.connect_timeout
+            )
+            return response
         except urllib.error.HTTPError as error:
+            detail = _error_detail(error)
             error.close()
             status = f"HTTP {error.code} {error.reason}"
             if error.code >= 500:
                 raise _RetryableError(status) from None
             raise ArtifactError(
-                f"cannot download the {what} {shown}: {status}; {_status_advice(error.code, what)}"
+                f"cannot download the {what} {shown}: {status}{detail}; "
+                f"{_status_advice(error.code, what, access)}"
             ) from None
         except urllib.error.URLError as error:
             if isinstance(error.reason, ssl.SSLError):
@@ -335,6 +392,30 @@ class Fetcher:
             raise _RetryableError(_network_reason(error.reason)) from None
         except (OSError, http.client.HTTPException) as error:
             raise _RetryableError(_network_reason(error)) from None
+
+    def _json_attempt(self, url: str, what: str, access: Access | None) -> Any:
+        shown = redact(url)
+        with self._open(url, what, access, accept="application/json") as response:
+            try:
+                body = response.read(MAX_JSON_BYTES + 1)
+            except (OSError, http.client.HTTPException) as exc:
+                raise _RetryableError(_network_reason(exc)) from None
+        if len(body) > MAX_JSON_BYTES:
+            raise ArtifactError(f"the {what} answer from {shown} is over {MAX_JSON_BYTES} bytes")
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise ArtifactError(
+                f"the {what} answer from {shown} is not JSON: is that address the MLflow "
+                "tracking server (MLFLOW_TRACKING_URI)?"
+            ) from None
+
+    def _attempt(
+        self, url: str, target: Path, what: str, expected_sha256: str, access: Access | None
+    ) -> None:
+        shown = redact(url)
+        started = time.monotonic()
+        response = self._open(url, what, access)
         with response:
             if response.status != 200:
                 raise ArtifactError(
@@ -482,7 +563,23 @@ def _advice(reason: str) -> str:
     )
 
 
-def _status_advice(code: int, what: str) -> str:
+def _error_detail(error: urllib.error.HTTPError) -> str:
+    """An MLflow error's own message (e.g. "Registered model alias x not found."), short."""
+    try:
+        body = json.loads(error.read(4096))
+    except (OSError, ValueError, http.client.HTTPException):
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message:
+        return ""
+    return f" ({' '.join(message.split())[:200]})"
+
+
+def _status_advice(code: int, what: str, access: Access | None = None) -> str:
+    if access is not None and code in (401, 403) and access.refused:
+        return f"refused, not retried: {access.refused}"
+    if access is not None and code in (400, 404) and access.missing:
+        return f"not found, not retried: {access.missing}"
     if code in (401, 403):
         return (
             "the store refused access, not retried: check MODELSERVER_ARTIFACT_TOKEN_FILE, or "
@@ -499,20 +596,35 @@ def _status_advice(code: int, what: str) -> str:
     return "the store refused the request, not retried"
 
 
+class Local(NamedTuple):
+    """What start-up loads: local paths, the digest to verify, the registry version if any."""
+
+    model_uri: str
+    profile_uri: str
+    sha256: str
+    registry_version: str = ""
+
+
 @contextlib.contextmanager
-def localized(
-    settings: Settings, cancel: threading.Event | None = None
-) -> Iterator[tuple[str, str]]:
-    """(model URI, profile URI) on local disk: downloaded first when they are http(s).
+def localized(settings: Settings, cancel: threading.Event | None = None) -> Iterator[Local]:
+    """The model and profile on local disk: downloaded first when they are http(s), or
+    resolved in the MLflow registry and downloaded when MODEL_URI is `models:/...`.
 
     Without MODELSERVER_ARTIFACT_DIR the downloads go to a fresh temporary directory,
     removed when the block ends (the model is in memory by then); a configured
     directory keeps them, so a restarted container reuses a verified artifact.
     """
+    if registry.is_registry(settings.model_uri):
+        with _directory(settings.artifact_dir) as directory:
+            fetcher = Fetcher(
+                directory, Policy.from_settings(settings), cancel or threading.Event()
+            )
+            yield _from_registry(settings, fetcher)
+        return
     model_remote = artifact.is_remote(settings.model_uri)
     profile_remote = artifact.is_remote(settings.profile_uri)
     if not (model_remote or profile_remote):
-        yield settings.model_uri, settings.profile_uri
+        yield Local(settings.model_uri, settings.profile_uri, settings.model_sha256)
         return
     with _directory(settings.artifact_dir) as directory:
         fetcher = Fetcher(directory, Policy.from_settings(settings), cancel or threading.Event())
@@ -528,7 +640,63 @@ def localized(
                 profile_uri = str(fetcher.download_to(source, beside, "reference profile"))
         else:
             profile_uri = str(fetcher.download(profile_uri, "reference profile"))
-        yield model_uri, profile_uri
+        yield Local(model_uri, profile_uri, settings.model_sha256)
+
+
+def registry_access(settings: Settings) -> Access:
+    """MLFLOW_TRACKING_* credentials and the advice a registry's refusals get."""
+    return Access(
+        authorization=registry.authorization(
+            settings.mlflow_tracking_token,
+            settings.mlflow_tracking_username,
+            settings.mlflow_tracking_password,
+        ),
+        refused="check MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and "
+        "MLFLOW_TRACKING_PASSWORD, and the user's permission on the registered model",
+        missing="check the registered model's name and version or alias in MODEL_URI, and "
+        "that the version's artifacts (model file, .profile.json) were logged; "
+        "`modelrollout register` logs them all",
+        unreachable="check MLFLOW_TRACKING_URI, and that the MLflow server is reachable from "
+        "the pod (DNS, NetworkPolicy, proxy) and answers within "
+        "MODELSERVER_ARTIFACT_READ_TIMEOUT_SECONDS",
+    )
+
+
+def _from_registry(settings: Settings, fetcher: Fetcher) -> Local:
+    ref = registry.parse(settings.model_uri)
+    tracking = settings.mlflow_tracking_uri.strip()
+    if not tracking:
+        raise registry.RegistryError(
+            f"MODEL_URI {ref} names an MLflow registry model but MLFLOW_TRACKING_URI is not "
+            "set: set it to the tracking server's http(s):// address"
+        )
+    if not artifact.is_remote(tracking):
+        raise registry.RegistryError(
+            f"MLFLOW_TRACKING_URI {display_uri(tracking)} must be an http:// or https:// "
+            "address of an MLflow tracking server"
+        )
+    access = registry_access(settings)
+    resolved = registry.resolve(
+        ref,
+        tracking,
+        settings.model_sha256,
+        lambda url, what: fetcher.get_json(url, what, access),
+    )
+    log.info("resolved registry model %s version %s", resolved.name, resolved.version)
+    # The MLflow credentials go to the tracking server only, as mlflow's own client does;
+    # an http(s) source elsewhere gets the artifact store's token, if any.
+    store = access if _origin(resolved.artifact_url) == _origin(tracking) else None
+    model_path = fetcher.download(resolved.artifact_url, "model artifact", resolved.sha256, store)
+    if settings.profile_uri and not artifact.is_remote(settings.profile_uri):
+        profile_uri = settings.profile_uri
+    else:
+        source = settings.profile_uri or resolved.profile_url
+        beside = model_path.with_name(model_path.name + PROFILE_SUFFIX)
+        profile_access = store if not settings.profile_uri else None
+        profile_uri = str(
+            fetcher.download_to(source, beside, "reference profile", "", profile_access)
+        )
+    return Local(str(model_path), profile_uri, resolved.sha256, resolved.version)
 
 
 @contextlib.contextmanager

@@ -83,6 +83,8 @@ class ModelService:
         self.model = model
         self.profile = profile
         self.sha256 = artifact_sha256
+        # The MLflow registry version MODEL_URI=models:/... resolved to; empty otherwise.
+        self.registry_version = ""
         self.schema = InputSchema(profile, settings.max_batch_rows)
         self.metrics = ServerMetrics(
             registry,
@@ -292,7 +294,11 @@ class ModelService:
                     ]
                 ),
             ],
-            "parameters": {"artifact_sha256": self.sha256, "classes": list(classes)},
+            "parameters": {
+                "artifact_sha256": self.sha256,
+                "classes": list(classes),
+                **({"registry_version": self.registry_version} if self.registry_version else {}),
+            },
         }
 
 
@@ -301,9 +307,10 @@ def load_service(
 ) -> ModelService:
     """Download (http/https), inspect, verify and load the artifact and its profile; raise
     with a clear reason. `cancel` stops a download in progress (the server is stopping)."""
-    with fetch.localized(settings, cancel) as (model_uri, profile_uri):
-        found = artifact.inspect(model_uri, settings.model_sha256, settings.allow_pickle)
-        if not settings.model_sha256:
+    with fetch.localized(settings, cancel) as local:
+        model_uri, profile_uri = local.model_uri, local.profile_uri
+        found = artifact.inspect(model_uri, local.sha256, settings.allow_pickle)
+        if not local.sha256:
             log.warning(
                 "MODEL_SHA256 not set: serving %s unverified (sha256 %s)",
                 fetch.display_uri(settings.model_uri),
@@ -314,4 +321,6 @@ def load_service(
         )
         profile = ReferenceProfile.load(profile_path)
         model = artifact.load(found, settings.skops_trusted)
-    return ModelService(settings, model, profile, found.sha256, registry)
+    service = ModelService(settings, model, profile, found.sha256, registry)
+    service.registry_version = local.registry_version
+    return service

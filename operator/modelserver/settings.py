@@ -134,6 +134,32 @@ class Settings:
         default="",
         metadata=_doc("PEM bundle trusted for HTTPS besides the system's CA bundle."),
     )
+    # An MLflow registry: MODEL_URI=models:/NAME/VERSION or @ALIAS (modelserver.registry).
+    mlflow_tracking_uri: str = field(
+        default="",
+        metadata=_doc(
+            "MLflow tracking server (http(s)://) resolving a models:/ MODEL_URI; required then.",
+            "MLFLOW_TRACKING_URI",
+        ),
+    )
+    mlflow_tracking_token: str = field(
+        default="",
+        repr=False,
+        metadata=_doc(
+            "Bearer token for the MLflow server (never logged).", "MLFLOW_TRACKING_TOKEN"
+        ),
+    )
+    mlflow_tracking_username: str = field(
+        default="",
+        metadata=_doc("Basic-auth user for the MLflow server.", "MLFLOW_TRACKING_USERNAME"),
+    )
+    mlflow_tracking_password: str = field(
+        default="",
+        repr=False,
+        metadata=_doc(
+            "Basic-auth password for the MLflow server (never logged).", "MLFLOW_TRACKING_PASSWORD"
+        ),
+    )
     termination_log: str = field(
         default="/dev/termination-log",
         metadata=_doc(
