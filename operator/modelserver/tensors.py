@@ -126,8 +126,9 @@ def attach_binary_inputs(payload: Any, binary: bytes) -> None:
         )
 
 
-def decode_raw(label: str, datatype: Any, shape: Any, raw: bytes) -> list[Any]:
-    """The elements of one tensor's raw bytes as a flat Python list (what JSON `data` holds)."""
+def decode_raw(label: str, datatype: Any, shape: Any, raw: bytes) -> list[Any] | npt.NDArray[Any]:
+    """The elements of one tensor's raw bytes, flat: an array of a fixed-size datatype, or
+    the list of texts of BYTES (what JSON `data` holds); `modelserver.inputs` checks both."""
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise InputError(
             f"input {label} needs a 'shape' of non-negative integers", kind="bad_shape"
@@ -148,8 +149,8 @@ def decode_raw(label: str, datatype: Any, shape: Any, raw: bytes) -> list[Any]:
             f"got {len(raw)}",
             kind="bad_binary",
         )
-    values: list[Any] = np.frombuffer(raw, dtype=dtype).tolist()
-    return values
+    # An array, not a list: the decoder checks it without a loop over the values.
+    return np.frombuffer(raw, dtype=dtype)
 
 
 def _decode_bytes(label: str, raw: bytes, count: int) -> list[Any]:

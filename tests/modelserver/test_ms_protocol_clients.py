@@ -178,6 +178,7 @@ def binary_body(row: dict[str, float], sizes: dict[str, int] | None = None) -> t
         ("a header length that is not a number", "must be a byte count"),
         ("a datatype with no binary form", "has no binary form"),
         ("a size too small for the shape", "needs 8 bytes, got 4"),
+        ("a NaN, refused as in JSON", "'alcohol' row 0: NaN and infinite values are refused"),
     ],
 )
 def test_bad_binary_input_is_refused_with_its_reason(
@@ -187,6 +188,9 @@ def test_bad_binary_input_is_refused_with_its_reason(
     header_length = str(length)
     if case == "sizes that do not add up":
         body += b"\0" * 4  # bytes no input's binary_data_size accounts for
+    elif case == "a NaN, refused as in JSON":
+        body, length = binary_body({**wine_row, "alcohol": float("nan")})
+        header_length = str(length)
     elif case == "a header length beyond the body":
         header_length = str(len(body) + 1)
     elif case == "a header length that is not a number":
