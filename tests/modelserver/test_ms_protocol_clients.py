@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import numpy as np
 import pytest
-import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from ms_helpers import Server, http, label, metric_samples, running_server, v2_body
 
-# The plain-stub tests use Triton's own generated messages (package `inference` too):
-# a definition we did not write, so they check the wire format, not our copy of it.
-# (Our stubs and Triton's register the same names: one process cannot import both.)
-from tritonclient.grpc import service_pb2 as pb
-from tritonclient.grpc import service_pb2_grpc as pb_grpc
-
+from modelserver.grpc import grpc_predict_v2_pb2 as pb
+from modelserver.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -246,12 +244,38 @@ def test_grpc_health_metadata_and_typed_inference(
     assert requests_counted(server, "200") == before + 1
 
 
+# tritonclient.grpc registers Triton's own `inference.*` messages, the same names as
+# ours (imported by modelserver.server): one process cannot load both, so its client
+# runs in a process of its own.
+TRITON_GRPC_CLIENT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tritonclient.grpc as client_module
+    address, row = sys.argv[1], json.loads(sys.argv[2])
+    client = client_module.InferenceServerClient(address)
+    inputs = []
+    for name, value in row.items():
+        tensor = client_module.InferInput(name, [5], "FP64")
+        tensor.set_data_from_numpy(np.full(5, value))
+        inputs.append(tensor)
+    outputs = [client_module.InferRequestedOutput("predict_proba")]
+    proba = client.infer("wine", inputs, outputs=outputs).as_numpy("predict_proba")
+    print(json.dumps({
+        "live": client.is_server_live(), "ready": client.is_model_ready("wine"),
+        "proba": proba.tolist(),
+    }))
+""")
+
+
 def test_tritonclient_grpc_with_raw_tensors(server: Server, wine_row: dict[str, float]) -> None:
-    client = triton_grpc.InferenceServerClient(server.grpc_address)
-    assert client.is_server_live() and client.is_model_ready("wine")
-    outputs = [triton_grpc.InferRequestedOutput("predict_proba")]
-    result = client.infer("wine", triton_inputs(triton_grpc, rows(wine_row, 5)), outputs=outputs)
-    proba = result.as_numpy("predict_proba")
+    done = subprocess.run(
+        [sys.executable, "-c", TRITON_GRPC_CLIENT, server.grpc_address, json.dumps(wine_row)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout)
+    assert answer["live"] and answer["ready"]
+    proba = np.array(answer["proba"])
     assert proba.shape == (5, 3) and np.allclose(proba.sum(axis=1), 1.0)
 
 

@@ -151,7 +151,10 @@ def model_server_template(
         "image": image,
         "imagePullPolicy": "Never",
         "args": ["serve"],
-        "ports": [{"name": "http", "containerPort": 8080}],
+        "ports": [
+            {"name": "http", "containerPort": 8080},
+            {"name": "grpc", "containerPort": 8081},
+        ],
         "env": [{"name": k, "value": v} for k, v in variables.items()],
         # Every second, but a slow answer is not a failure: on 2 busy cores (a
         # crash-looping canary reloading scikit-learn beside it) a healthy server
