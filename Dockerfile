@@ -81,7 +81,7 @@ RUN pip install --no-deps /dist/*.whl
 FROM runtime AS modelserver
 COPY --from=build-modelserver /opt/modelrollout /opt/modelrollout
 USER 10001:10001
-# The model server's port (MODELSERVER_PORT).
-EXPOSE 8080
+# The model server's ports: REST (MODELSERVER_PORT) and gRPC (MODELSERVER_GRPC_PORT).
+EXPOSE 8080 8081
 ENTRYPOINT ["modelrollout"]
 CMD ["serve"]

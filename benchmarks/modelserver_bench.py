@@ -14,6 +14,10 @@ gets the skops file and one named input per feature.
 
     .venv/bin/python benchmarks/modelserver_bench.py [--duration 15] [--rounds 2]
 
+It also drives both servers with load tools neither wrote (benchmarks/load_tools.py):
+wrk for REST and ghz for gRPC, one row and 100 rows per request, and this server's
+REST with the binary tensor extension beside its JSON.
+
 Figures are printed as a Markdown table; nothing is asserted.
 """
 
@@ -32,6 +36,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import load_tools
+import numpy as np
 
 from modelrollout.devenv.ports import free_port
 
@@ -79,11 +86,18 @@ class Target:
     protocol: str
 
 
+@dataclass(frozen=True)
+class Running:
+    url: str
+    grpc: str  # host:port of its Open Inference Protocol gRPC service
+    ready_after: float
+
+
 @contextmanager
 def ours(
     model: dict[str, str], logs: Path, drift: bool, microbatch: bool = True
-) -> Iterator[tuple[str, float]]:
-    port = free_port()
+) -> Iterator[Running]:
+    port, grpc_port = free_port(), free_port()
     env = {
         **os.environ,
         "MODEL_NAME": "wine",
@@ -92,6 +106,7 @@ def ours(
         "MODEL_SHA256": model["sha256"],
         "MODELSERVER_HOST": "127.0.0.1",
         "MODELSERVER_PORT": str(port),
+        "MODELSERVER_GRPC_PORT": str(grpc_port),
         "MODELSERVER_DRIFT_ENABLED": "true" if drift else "false",
         "MODELSERVER_MICROBATCH": "true" if microbatch else "false",
         "MODELSERVER_LOG_LEVEL": "WARNING",
@@ -102,21 +117,22 @@ def ours(
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        yield url, wait_ready(f"{url}/v2/models/wine/ready", process)
+        ready = wait_ready(f"{url}/v2/models/wine/ready", process)
+        yield Running(url, f"127.0.0.1:{grpc_port}", ready)
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
 @contextmanager
-def mlserver(joblib_path: Path, logs: Path, workers: int | None) -> Iterator[tuple[str, float]]:
-    port = free_port()
+def mlserver(joblib_path: Path, logs: Path, workers: int | None) -> Iterator[Running]:
+    port, grpc_port = free_port(), free_port()
     folder = Path(tempfile.mkdtemp(prefix="mlserver-", dir=logs))
     (folder / "model.joblib").write_bytes(joblib_path.read_bytes())
     settings = {
         "host": "127.0.0.1",
         "http_port": port,
-        "grpc_port": free_port(),
+        "grpc_port": grpc_port,
         "metrics_port": free_port(),
     }
     if workers is not None:
@@ -139,7 +155,8 @@ def mlserver(joblib_path: Path, logs: Path, workers: int | None) -> Iterator[tup
         )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        yield url, wait_ready(f"{url}/v2/models/wine/ready", process)
+        ready = wait_ready(f"{url}/v2/models/wine/ready", process)
+        yield Running(url, f"127.0.0.1:{grpc_port}", ready)
     finally:
         os.killpg(process.pid, 15)  # MLServer's inference workers are child processes
         process.wait(timeout=30)
@@ -197,12 +214,78 @@ def in_process_cost(model: dict[str, str], requests: int = 3000) -> None:
           f"{100 * extra / costs[False]:.1f}% of the core path without it")  # fmt: skip
 
 
+def protocol_cells(
+    model: dict[str, str],
+    joblib_path: Path,
+    work: Path,
+    seconds: float,
+    warmup: float,
+    concurrency: int,
+) -> list[tuple[str, str, str, int, load_tools.Figures]]:
+    """Both servers under wrk (REST) and ghz (gRPC), the same rows for each; this server's
+    REST also with the binary tensor extension. (tool, server, request, rows, figures)."""
+    from modelserver.datasets import load_dataset
+
+    data = load_dataset("wine")
+    names = list(data.feature_names)
+    bodies = work / "bodies"
+    bodies.mkdir(exist_ok=True)
+    cells: list[tuple[str, str, str, int, load_tools.Figures]] = []
+    for rows in (1, 100):
+        matrix = np.asarray(data.X[:rows], dtype=np.float64)
+        ours_json = load_tools.v2_json(names, matrix, bodies / f"v2-{rows}.json")
+        ours_binary = load_tools.v2_binary(names, matrix, bodies / f"v2-{rows}.bin")
+        ours_grpc = load_tools.grpc_per_feature(names, matrix, bodies / f"grpc-{rows}.json")
+        theirs_json = load_tools.tensor_json(matrix, bodies / f"tensor-{rows}.json")
+        theirs_grpc = load_tools.grpc_tensor(matrix, bodies / f"grpc-tensor-{rows}.json")
+        servers = [
+            ("modelserver", lambda: ours(model, work, True),
+             [("REST JSON", ours_json), ("REST binary", ours_binary)], ours_grpc),
+            ("MLServer 1.7.1", lambda: mlserver(joblib_path, work, None),
+             [("REST JSON", theirs_json)], theirs_grpc),
+        ]  # fmt: skip
+        for server_name, start, rest_bodies, grpc_body in servers:
+            with start() as running:
+                infer = f"{running.url}/v2/models/wine/infer"
+                load_tools.run_wrk(infer, rest_bodies[0][1], warmup, concurrency, work)
+                for label, body in rest_bodies:
+                    figures = load_tools.run_wrk(infer, body, seconds, concurrency, work)
+                    cells.append(("wrk", server_name, label, rows, figures))
+                    print(f"{server_name} wrk {label} {rows} rows: {figures}", file=sys.stderr)
+                load_tools.run_ghz(running.grpc, grpc_body, warmup, concurrency)
+                figures = load_tools.run_ghz(running.grpc, grpc_body, seconds, concurrency)
+                cells.append(("ghz", server_name, "gRPC", rows, figures))
+                print(f"{server_name} ghz gRPC {rows} rows: {figures}", file=sys.stderr)
+    return cells
+
+
+def print_protocol_cells(cells: list[tuple[str, str, str, int, load_tools.Figures]]) -> None:
+    print("\n| load tool | server | request | rows | req/s | rows/s | p50 ms | p99 ms | failed |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    rate = {}
+    for tool, server, request, rows, f in cells:
+        rate[(server, request, rows)] = f.requests_per_second
+        print(f"| {tool} | {server} | {request} | {rows} | {f.requests_per_second:.0f} | "
+              f"{f.requests_per_second * rows:.0f} | {f.p50_ms:.2f} | {f.p99_ms:.2f} | "
+              f"{f.failed} |")  # fmt: skip
+    ours_, theirs = "modelserver", "MLServer 1.7.1"
+    for request in ("REST JSON", "gRPC"):
+        for rows in (1, 100):
+            ratio = rate[(ours_, request, rows)] / rate[(theirs, request, rows)]
+            print(f"\n{request}, {rows} row(s): modelserver at {ratio:.1f}x MLServer's req/s")
+    gain = rate[(ours_, "REST binary", 100)] / rate[(ours_, "REST JSON", 100)]
+    print(f"\nbinary tensor extension, 100 rows: {gain:.2f}x the req/s of the same JSON request")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--only-tools", action="store_true", help="only the wrk/ghz cells (no loadgen rounds)"
+    )
     args = parser.parse_args()
 
     ensure_bench_venv()
@@ -219,6 +302,13 @@ def main() -> int:
     estimator = skops.io.load(trained.path, trusted=skops.io.get_untrusted_types(file=trained.path))
     joblib_path = work / "wine.joblib"
     joblib.dump(estimator, joblib_path)
+    cells = protocol_cells(model, joblib_path, work, args.duration, args.warmup, args.concurrency)
+    print(f"\nwrk and ghz: {args.duration:.0f} s per cell after {args.warmup:.0f} s of warm-up, "
+          f"{args.concurrency} connections (wrk, 2 threads) or concurrent calls (ghz, one "
+          "HTTP/2 connection); drift monitoring on (the default)")  # fmt: skip
+    print_protocol_cells(cells)
+    if args.only_tools:
+        return 0
 
     configs = {
         "modelserver, drift monitoring on (default)": (lambda: ours(model, work, True), "v2"),
@@ -238,10 +328,10 @@ def main() -> int:
     startup: dict[str, list[float]] = {name: [] for name in configs}
     for round_ in range(args.rounds):
         for name, (start, protocol) in configs.items():
-            with start() as (url, ready_after):
-                load(url, protocol, args.warmup, args.concurrency)
-                result = load(url, protocol, args.duration, args.concurrency)
-            startup[name].append(ready_after)
+            with start() as running:
+                load(running.url, protocol, args.warmup, args.concurrency)
+                result = load(running.url, protocol, args.duration, args.concurrency)
+            startup[name].append(running.ready_after)
             results[name].append(result)
             print(f"round {round_ + 1} {name}: {json.dumps(result)}", file=sys.stderr)
 

@@ -14,6 +14,8 @@ packages=(
   debootstrap debian-archive-keyring
   # The pause image is a static C program.
   gcc libc6-dev
+  # benchmarks/modelserver_bench.py loads both model servers' REST with a tool neither wrote.
+  wrk
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -20,31 +20,32 @@ goes back to the client alone.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from modelserver.batching import MicroBatcher
-from modelserver.inputs import Decoded, InputError, check_request_id
+from modelserver.inference import INTERNAL_ERROR, InferencePath
+from modelserver.inputs import InputError
 from modelserver.openapi import openapi_document
-from modelserver.service import (
-    InjectedFaultError,
-    ModelService,
-    Prediction,
-    UnknownRequestError,
-)
+from modelserver.service import ModelService
 from modelserver.settings import Settings
+from modelserver.tensors import (
+    HEADER_LENGTH,
+    attach_binary_inputs,
+    binary_outputs,
+    parse_json,
+    split_body,
+)
 
 log = logging.getLogger("modelserver.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Outcome = tuple[int, dict[str, Any]]
+# A response's JSON, and the binary tensor data that follows it (usually none).
+Reply = tuple[dict[str, Any], bytes]
 
 
 def _json(
@@ -76,25 +77,24 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else None
         log.exception("unhandled error", extra={"route": route})
-        return _json(500, {"error": "internal error; see the server log"})
+        return _json(500, {"error": INTERNAL_ERROR})
 
 
 class HttpApi:
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self.settings = settings
         self.registry = registry
-        self.service: ModelService | None = None
-        # Set on SIGTERM: readiness fails while requests are still answered.
-        self.draining = False
-        self._batcher: MicroBatcher[Decoded, Prediction] | None = None
+        self.path = InferencePath(settings)
         self._openapi: bytes | None = None
+
+    @property
+    def service(self) -> ModelService | None:
+        return self.path.service
 
     def attach(self, service: ModelService) -> None:
         """The model is loaded: start answering inference and report ready."""
-        if self.settings.microbatch:
-            self._batcher = MicroBatcher(service.infer, self.settings.max_batch_rows)
         self._openapi = json.dumps(openapi_document(service)).encode()
-        self.service = service
+        self.path.attach(service)
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -129,7 +129,7 @@ class HttpApi:
     async def ready(self, request: web.Request) -> web.Response:
         if self.service is None:
             return _json(503, {"ready": False, "error": "model not loaded yet"})
-        if self.draining:
+        if self.path.draining:
             return _json(503, {"ready": False, "error": "shutting down"})
         return _json(200, {"ready": True})
 
@@ -186,81 +186,62 @@ class HttpApi:
         self,
         request: web.Request,
         endpoint: str,
-        work: Callable[[web.Request, ModelService, str], Awaitable[Outcome]],
+        work: Callable[[web.Request, ModelService, str], Awaitable[Reply]],
     ) -> web.Response:
-        start = time.perf_counter()
+        answer = await self.path.answer(
+            endpoint,
+            request.match_info["name"],
+            request.match_info.get("version"),
+            request.headers.get("X-Request-Id"),
+            lambda service, request_id: work(request, service, request_id),
+        )
         service = self.service
-        if service is None:
-            return _json(503, {"error": "model not loaded yet"})
-        minted = service.new_request_id()
-        request_id = minted
-        # Only for the log: what is known about the refusal without quoting the client.
-        detail: dict[str, Any] = {}
-        try:
-            supplied = request.headers.get("X-Request-Id")
-            if supplied:
-                # Echoed in the response header: a CR/LF there would make aiohttp
-                # drop the connection after the request was counted.
-                request_id = check_request_id(supplied, "the X-Request-Id header")
-            service.check_model(request.match_info["name"], request.match_info.get("version"))
-            status, body = await work(request, service, request_id)
-        except InputError as exc:
-            status, body = exc.status, {"error": str(exc)}
-            detail["kind"] = exc.kind
-            if exc.missing:
-                detail["missing_features"] = list(exc.missing)  # the model's own names
-            if exc.unknown:
-                detail["unknown_features"] = exc.unknown
-        except UnknownRequestError as exc:
-            status, body = 404, {"error": str(exc.args[0])}
-            detail["kind"] = "unknown_request"
-        except InjectedFaultError as exc:
-            status, body = 500, {"error": str(exc)}
-        except Exception:
-            log.exception("%s failed", endpoint, extra=_logged_id(request_id, minted))
-            status, body = 500, {"error": "internal error; see the server log"}
-        if status >= 400 and status != 500:
-            log.info(
-                "%s refused",
-                endpoint,
-                extra={**detail, "status": status, **_logged_id(request_id, minted)},
-            )
-        service.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+        served = served_by(request, service) if service is not None else None
+        if answer.value is None:
+            return _json(answer.status, {"error": answer.error}, answer.request_id or None, served)
+        body, binary = answer.value
         # A 200 body's id was checked by the decoder or the feedback parser.
-        answered_id = body.get("id", request_id) if status == 200 else request_id
-        return _json(status, body, answered_id, served_by(request, service))
+        answered_id = body.get("id", answer.request_id)
+        if not binary:
+            return _json(200, body, answered_id, served)
+        header = json.dumps(body, separators=(",", ":")).encode()
+        return web.Response(
+            status=200,
+            body=header + binary,
+            content_type="application/octet-stream",
+            headers={
+                HEADER_LENGTH: str(len(header)),
+                "X-Request-Id": answered_id,
+                **(served or {}),
+            },
+        )
 
     async def _infer_v2(
         self, request: web.Request, service: ModelService, request_id: str
-    ) -> Outcome:
-        decoded = service.decode_v2(
-            await _read_json(request, self.settings.max_body_bytes), request_id
-        )
-        result = await self._run(decoded)
-        return 200, service.v2_response(decoded, result)
+    ) -> Reply:
+        raw = await _read_body(request, self.settings.max_body_bytes)
+        header_length = request.headers.get(HEADER_LENGTH)
+        if header_length is None:
+            payload = parse_json(raw)
+        else:
+            payload, binary = split_body(raw, header_length)
+            attach_binary_inputs(payload, binary)
+        decoded = service.decode_v2(payload, request_id)
+        outputs = service.v2_outputs(decoded, await self.path.predict(decoded))
+        return service.v2_response(decoded, outputs, binary_outputs(payload, decoded.outputs))
 
     async def _predict_v1(
         self, request: web.Request, service: ModelService, request_id: str
-    ) -> Outcome:
-        decoded = service.decode_v1(
-            await _read_json(request, self.settings.max_body_bytes), request_id
-        )
-        result = await self._run(decoded)
-        return 200, service.v1_response(result)
+    ) -> Reply:
+        payload = parse_json(await _read_body(request, self.settings.max_body_bytes))
+        decoded = service.decode_v1(payload, request_id)
+        return service.v1_response(await self.path.predict(decoded)), b""
 
     async def _feedback(
         self, request: web.Request, service: ModelService, request_id: str
-    ) -> Outcome:
-        return 200, service.score_feedback(await _read_json(request, self.settings.max_body_bytes))
-
-    async def _run(self, decoded: Decoded) -> Prediction:
-        delay = self.settings.fault_latency_seconds
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if self._batcher is not None:
-            return await self._batcher.submit(decoded, decoded.rows)
-        assert self.service is not None
-        return self.service.infer([decoded])[0]
+    ) -> Reply:
+        payload = parse_json(await _read_body(request, self.settings.max_body_bytes))
+        return service.score_feedback(payload), b""
 
 
 def served_by(request: web.Request, service: ModelService) -> dict[str, str]:
@@ -277,25 +258,12 @@ def served_by(request: web.Request, service: ModelService) -> dict[str, str]:
     return headers
 
 
-def _logged_id(request_id: str, minted: str) -> dict[str, str]:
-    """The request id for a log line, only if the server chose it (never the client's)."""
-    return {"request_id": minted} if request_id == minted else {}
-
-
-async def _read_json(request: web.Request, limit: int) -> Any:
+async def _read_body(request: web.Request, limit: int) -> bytes:
     try:
-        body = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise InputError(
             f"request body exceeds {limit} bytes (MODELSERVER_MAX_BODY_BYTES)",
             status=413,
             kind="body_too_large",
         ) from None
-    if not body:
-        raise InputError("empty request body; send a JSON object", kind="empty_body")
-    try:
-        return json.loads(body)
-    except RecursionError:
-        raise InputError("malformed JSON: nested too deeply", kind="malformed_json") from None
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise InputError(f"malformed JSON: {exc}", kind="malformed_json") from None

@@ -296,7 +296,7 @@ class InputSchema:
         return Decoded(request_id, rows, matrix, numeric, codes, unseen, outputs)
 
 
-def _tensor_parts(tensor: Any, position: int) -> tuple[str, str, list[Any]]:
+def _tensor_parts(tensor: Any, position: int) -> tuple[str, str, Any]:
     if not isinstance(tensor, dict):
         raise InputError(
             f"inputs[{position}] must be an object with name, datatype, shape, data",
@@ -309,12 +309,13 @@ def _tensor_parts(tensor: Any, position: int) -> tuple[str, str, list[Any]]:
     if not isinstance(datatype, str):
         raise InputError(f"input {name!r} needs a string 'datatype'", kind="malformed_body")
     data = tensor.get("data")
-    if not isinstance(data, list):
+    # An array: a binary tensor's elements (modelserver.tensors), already typed.
+    if not isinstance(data, list | np.ndarray):
         raise InputError(f"input {name!r} needs a 'data' list", kind="malformed_body")
     return name, datatype, data
 
 
-def _rows_of(name: str, shape: Any, data: list[Any]) -> int:
+def _rows_of(name: str, shape: Any, data: list[Any] | npt.NDArray[Any]) -> int:
     """Rows in a per-feature tensor: shape [n] or [n, 1], data flat or nested [[v], ...]."""
     if (
         not isinstance(shape, list)
@@ -327,7 +328,7 @@ def _rows_of(name: str, shape: Any, data: list[Any]) -> int:
             f"input {name!r} has shape {shape!r}; one feature per input needs [rows] or [rows, 1]",
             kind="bad_shape",
         )
-    if data and isinstance(data[0], list):
+    if isinstance(data, list) and data and isinstance(data[0], list):
         if not all(isinstance(item, list) and len(item) == 1 for item in data):
             raise InputError(
                 f"input {name!r}: nested data must be [[value], [value], ...]", kind="bad_shape"
@@ -341,7 +342,9 @@ def _rows_of(name: str, shape: Any, data: list[Any]) -> int:
     return int(shape[0])
 
 
-def _numeric_column(name: str, values: list[Any]) -> npt.NDArray[np.float64]:
+def _numeric_column(name: str, values: Any) -> npt.NDArray[np.float64]:
+    if isinstance(values, np.ndarray):
+        return _numeric_array(name, values)
     for row, value in enumerate(values):
         kind = type(value)
         if kind is float:
@@ -369,7 +372,30 @@ def _numeric_column(name: str, values: list[Any]) -> npt.NDArray[np.float64]:
         ) from None
 
 
-def _categorical_column(name: str, values: list[Any]) -> list[str]:
+def _numeric_array(name: str, values: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """A binary tensor's column: the same rules as JSON numbers, checked without a loop."""
+    if values.dtype.kind not in "iuf":
+        raise InputError(
+            f"feature {name!r} row 0: expected a number, got {values.dtype.name}",
+            kind="bad_value",
+        )
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise InputError(
+                f"feature {name!r} row {int(np.argmin(finite))}: NaN and infinite values "
+                "are refused",
+                kind="bad_value",
+            )
+    return values.astype(np.float64, copy=False)
+
+
+def _categorical_column(name: str, values: Any) -> list[str]:
+    if isinstance(values, np.ndarray):  # a binary tensor of numbers (BYTES arrive as a list)
+        raise InputError(
+            f"feature {name!r} row 0: expected a string, got {values.dtype.name}",
+            kind="bad_value",
+        )
     for row, value in enumerate(values):
         if type(value) is not str:
             if value is None:
@@ -382,7 +408,8 @@ def _categorical_column(name: str, values: list[Any]) -> list[str]:
                 f"feature {name!r} row {row}: expected a string, got {type(value).__name__}",
                 kind="bad_value",
             )
-    return values
+    texts: list[str] = values
+    return texts
 
 
 def _requested_outputs(outputs: Any) -> tuple[str, ...]:

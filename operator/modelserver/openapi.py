@@ -11,11 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from modelserver.inputs import REQUEST_ID_PATTERN
+from modelserver.tensors import HEADER_LENGTH
 
 if TYPE_CHECKING:
     from modelserver.service import ModelService
 
 JSON = "application/json"
+BINARY = "application/octet-stream"
+# The binary tensor data extension's body: a JSON header, then the raw tensors.
+BINARY_BODY = {"type": "string", "format": "binary"}
 REQUEST_ID = {
     "type": "string",
     "pattern": f"^{REQUEST_ID_PATTERN}$",
@@ -79,6 +83,19 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
         "description": "The request's id (else the body's `id`, else one the server assigns).",
     }
     model_errors = (400, 404, 413, 422, 500, 503)
+    binary_header = {
+        "name": HEADER_LENGTH,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0},
+        "description": (
+            "Binary tensor data extension: the body's first N bytes are the JSON request; "
+            "inputs with `parameters.binary_data_size` follow in order as raw tensors "
+            "(row-major, little-endian; BYTES elements length-prefixed). Outputs come back "
+            "in binary when the request sets `parameters.binary_data_output` or an "
+            "output's `parameters.binary_data`, with this header on the response."
+        ),
+    }
 
     def op(summary: str, ok: str, params: list[Any], body: str | None = None) -> dict[str, Any]:
         operation: dict[str, Any] = {
@@ -93,7 +110,14 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
             }
         return operation
 
-    infer = op("Open Inference Protocol inference", "InferResponse", [name_param], "InferRequest")
+    def inference(summary: str, params: list[Any]) -> dict[str, Any]:
+        """An infer operation: JSON, or the binary tensor data extension (both ways)."""
+        operation = op(summary, "InferResponse", [*params, binary_header], "InferRequest")
+        operation["requestBody"]["content"][BINARY] = {"schema": BINARY_BODY}
+        operation["responses"]["200"]["content"][BINARY] = {"schema": BINARY_BODY}
+        return operation
+
+    infer = inference("Open Inference Protocol inference", [name_param])
     infer["requestBody"]["content"][JSON]["example"] = {"inputs": example_inputs}
     return {
         "openapi": "3.0.3",
@@ -112,9 +136,7 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
             },
             "/v2/models/{name}/infer": {"post": infer},
             "/v2/models/{name}/versions/{version}/infer": {
-                "post": op(
-                    "Inference", "InferResponse", [name_param, version_param], "InferRequest"
-                )
+                "post": inference("Inference", [name_param, version_param])
             },
             "/v2/models/{name}/feedback": {
                 "post": op(
@@ -156,7 +178,7 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
 
 
 def _schemas(regression: bool) -> dict[str, Any]:
-    tensor = {
+    tensor: dict[str, Any] = {
         "type": "object",
         "required": ["name", "datatype", "shape", "data"],
         "properties": {
@@ -175,6 +197,18 @@ def _schemas(regression: bool) -> dict[str, Any]:
         "Status": {"type": "object"},
         "Object": {"type": "object"},
         "Tensor": tensor,
+        # An output in binary has `parameters.binary_data_size` instead of `data`.
+        "OutputTensor": {
+            "type": "object",
+            "required": ["name", "datatype", "shape"],
+            "properties": {
+                **tensor["properties"],
+                "parameters": {
+                    "type": "object",
+                    "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+                },
+            },
+        },
         "InferRequest": {
             "type": "object",
             "required": ["inputs"],
@@ -183,9 +217,21 @@ def _schemas(regression: bool) -> dict[str, Any]:
                 "inputs": {"type": "array", "items": _ref("Tensor")},
                 "outputs": {
                     "type": "array",
-                    "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "parameters": {
+                                "type": "object",
+                                "properties": {"binary_data": {"type": "boolean"}},
+                            },
+                        },
+                    },
                 },
-                "parameters": {"type": "object"},
+                "parameters": {
+                    "type": "object",
+                    "properties": {"binary_data_output": {"type": "boolean"}},
+                },
             },
         },
         "InferResponse": {
@@ -195,7 +241,7 @@ def _schemas(regression: bool) -> dict[str, Any]:
                 "model_name": {"type": "string"},
                 "model_version": {"type": "string"},
                 "id": {"type": "string"},
-                "outputs": {"type": "array", "items": _ref("Tensor")},
+                "outputs": {"type": "array", "items": _ref("OutputTensor")},
             },
         },
         "V1Request": {

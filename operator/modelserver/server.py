@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from modelserver import logs
 from modelserver.artifact import ArtifactError
 from modelserver.fetch import display_uri
+from modelserver.grpc_api import start_server as start_grpc
 from modelserver.http import HttpApi
 from modelserver.profile import ProfileError
 from modelserver.service import ModelService, load_service
@@ -72,9 +73,24 @@ async def serve(settings: Settings, registry: CollectorRegistry | None = None) -
         log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
         await runner.cleanup()
         return 1
+    grpc_server = None
+    if settings.grpc_port:
+        try:
+            grpc_server = await start_grpc(
+                api.path, settings.host, settings.grpc_port, settings.max_body_bytes
+            )
+        except OSError as exc:
+            log.error("cannot listen for gRPC on %s:%s: %s", settings.host, settings.grpc_port, exc)
+            await runner.cleanup()
+            return 1
     log.info(
         "listening",
-        extra={"host": settings.host, "port": settings.port, "model": settings.model_name},
+        extra={
+            "host": settings.host,
+            "port": settings.port,
+            "grpc_port": settings.grpc_port or None,
+            "model": settings.model_name,
+        },
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -100,6 +116,8 @@ async def serve(settings: Settings, registry: CollectorRegistry | None = None) -
         log.info("stopping")
         return 0
     finally:
+        if grpc_server is not None:
+            await grpc_server.stop(grace=None)
         await runner.cleanup()
 
 
@@ -109,7 +127,7 @@ async def _drain(api: HttpApi, seconds: float) -> None:
     seen it go, and a server that closed at once would refuse those requests."""
     if seconds <= 0:
         return
-    api.draining = True
+    api.path.draining = True
     log.info("draining", extra={"seconds": seconds})
     await asyncio.sleep(seconds)
 

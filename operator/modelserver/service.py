@@ -13,7 +13,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from modelserver.inputs import Decoded, InputError, InputSchema
 from modelserver.metrics import ServerMetrics
 from modelserver.profile import ProfileError, ReferenceProfile
 from modelserver.settings import Settings
+from modelserver.tensors import encode_raw
 
 log = logging.getLogger("modelserver")
 
@@ -42,6 +43,14 @@ __all__ = ["InjectedFaultError", "InputError", "ModelService", "UnknownRequestEr
 
 class InjectedFaultError(RuntimeError):
     """A failure requested by MODELSERVER_FAULT_ERROR_RATE, answered with 500."""
+
+
+@dataclass(frozen=True)
+class OutputTensor:
+    name: str
+    datatype: str
+    shape: list[int]
+    values: npt.NDArray[Any]
 
 
 @dataclass(frozen=True)
@@ -202,35 +211,47 @@ class ModelService:
                     np.concatenate([r.labels for r in results]),
                 )
 
-    def v2_response(self, decoded: Decoded, result: Prediction) -> dict[str, Any]:
+    def v2_outputs(self, decoded: Decoded, result: Prediction) -> list[OutputTensor]:
+        """The requested outputs as arrays, for any encoding (JSON, binary, gRPC)."""
         outputs = []
         for name in decoded.outputs:
             if name == "predict":
-                outputs.append(
-                    {
-                        "name": "predict",
-                        "datatype": _datatype(result.labels),
-                        "shape": [decoded.rows],
-                        "data": result.labels.tolist(),
-                    }
-                )
+                labels = result.labels
+                outputs.append(OutputTensor("predict", _datatype(labels), [decoded.rows], labels))
             elif result.proba is None:
                 raise InputError("this model has no predict_proba output", kind="unknown_output")
             else:
-                outputs.append(
-                    {
-                        "name": "predict_proba",
-                        "datatype": "FP64",
-                        "shape": list(result.proba.shape),
-                        "data": result.proba.reshape(-1).tolist(),
-                    }
-                )
-        return {
+                proba = result.proba
+                outputs.append(OutputTensor("predict_proba", "FP64", list(proba.shape), proba))
+        return outputs
+
+    def v2_response(
+        self, decoded: Decoded, outputs: Sequence[OutputTensor], binary: Set[str] = frozenset()
+    ) -> tuple[dict[str, Any], bytes]:
+        """The JSON response, and the binary part (empty unless `binary` names outputs) that
+        follows it under the binary tensor data extension, in the order of `outputs`."""
+        described = []
+        parts = []
+        for output in outputs:
+            entry: dict[str, Any] = {
+                "name": output.name,
+                "datatype": output.datatype,
+                "shape": output.shape,
+            }
+            if output.name in binary:
+                raw = encode_raw(output.values, output.datatype)
+                entry["parameters"] = {"binary_data_size": len(raw)}
+                parts.append(raw)
+            else:
+                entry["data"] = output.values.reshape(-1).tolist()
+            described.append(entry)
+        body = {
             "model_name": self.settings.model_name,
             "model_version": self.settings.model_version,
             "id": decoded.request_id,
-            "outputs": outputs,
+            "outputs": described,
         }
+        return body, b"".join(parts)
 
     def v1_response(self, result: Prediction) -> dict[str, Any]:
         return {"predictions": result.labels.tolist()}

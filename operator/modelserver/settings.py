@@ -57,6 +57,13 @@ class Settings:
         metadata=_doc("Listen address; all interfaces because a pod is reached on its IP."),
     )
     port: int = field(default=8080, metadata=_doc("TCP port; 8080 is the chart's containerPort."))
+    grpc_port: int = field(
+        default=8081,
+        metadata=_doc(
+            "TCP port of the Open Inference Protocol over gRPC (container port `grpc`); "
+            "0 disables it. 8081 beside REST's 8080, as MLServer's defaults."
+        ),
+    )
     max_body_bytes: int = field(
         default=4 * 1024 * 1024,
         metadata=_doc("Bytes; 4 MiB fits a 1000-row batch of 50 features in JSON with room."),
@@ -241,6 +248,12 @@ class Settings:
         for name in ("port", "max_body_bytes", "max_batch_rows", "drift_window"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if not 0 <= self.grpc_port <= 65535:
+            raise SettingsError(f"{PREFIX}GRPC_PORT must be 0 (off) or a port up to 65535")
+        if self.grpc_port == self.port:
+            raise SettingsError(
+                f"{PREFIX}GRPC_PORT and {PREFIX}PORT are both {self.port}; gRPC needs its own port"
+            )
         if self.drift_min_samples > self.drift_window:
             raise SettingsError(
                 f"{PREFIX}DRIFT_MIN_SAMPLES ({self.drift_min_samples}) exceeds "

@@ -59,6 +59,7 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    grpc_address: str = ""
 
     def metrics(self) -> str:
         status, text, _ = http("GET", f"{self.url}/metrics")
@@ -92,7 +93,7 @@ def running_server(
     **env: str,
 ) -> Iterator[Server]:
     """A `modelrollout serve` process on a free loopback port, ready unless `wait_ready` is off."""
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     full_env = {
         **os.environ,
         "MODEL_NAME": name,
@@ -101,6 +102,7 @@ def running_server(
         "MODEL_SHA256": str(artifact["sha256"]),
         "MODELSERVER_HOST": "127.0.0.1",
         "MODELSERVER_PORT": str(port),
+        "MODELSERVER_GRPC_PORT": str(grpc_port),
         # Nothing routes to these servers: stop at once (test_ms_service covers the drain).
         "MODELSERVER_SHUTDOWN_DRAIN_SECONDS": "0",
         **env,
@@ -108,7 +110,7 @@ def running_server(
     log = log_dir / f"server-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen([CLI, "serve"], env=full_env, stdout=sink, stderr=sink)
-    server = Server(f"http://127.0.0.1:{port}", process, log)
+    server = Server(f"http://127.0.0.1:{port}", process, log, f"127.0.0.1:{grpc_port}")
     try:
         if wait_ready:
             server.wait_until("/v2/health/ready", "the model server to become ready")

@@ -374,6 +374,7 @@ def serve_and_fail(env: dict[str, str], termination_log: Path) -> tuple[int, str
         **os.environ,
         "MODELSERVER_HOST": "127.0.0.1",
         "MODELSERVER_PORT": str(free_port()),
+        "MODELSERVER_GRPC_PORT": "0",
         "MODELSERVER_TERMINATION_LOG": str(termination_log),
         "MODELSERVER_ARTIFACT_RETRY_BACKOFF_SECONDS": "0.01",
         **env,

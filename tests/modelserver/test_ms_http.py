@@ -299,6 +299,7 @@ def start_and_fail(env: dict[str, str]) -> str:
         **os.environ,
         "MODELSERVER_HOST": "127.0.0.1",
         "MODELSERVER_PORT": str(free_port()),
+        "MODELSERVER_GRPC_PORT": "0",
         **env,
     }
     done = subprocess.run([CLI, "serve"], env=full, capture_output=True, text=True, timeout=60)

@@ -32,3 +32,7 @@ def test_every_route_is_in_the_document(models: dict[str, dict[str, Any]]) -> No
     assert ("get", "/openapi.json") in documented
     infer = document["paths"]["/v2/models/{name}/infer"]["post"]
     assert "X-Request-Id" in [p["name"] for p in infer["parameters"]]
+    # The binary tensor data extension, both ways.
+    assert "Inference-Header-Content-Length" in [p["name"] for p in infer["parameters"]]
+    assert "application/octet-stream" in infer["requestBody"]["content"]
+    assert "application/octet-stream" in infer["responses"]["200"]["content"]

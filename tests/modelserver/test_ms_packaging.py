@@ -127,7 +127,7 @@ def v2(frame: pd.DataFrame) -> dict[str, Any]:
 def serve(service: ModelService, rows: pd.DataFrame, request_id: str) -> list[Any]:
     decoded = service.decode_v2(v2(rows), request_id)
     [result] = service.infer([decoded])
-    response = service.v2_response(decoded, result)
+    response, _ = service.v2_response(decoded, service.v2_outputs(decoded, result))
     return list(response["outputs"][0]["data"])
 
 

@@ -205,7 +205,12 @@ def test_unseen_categories_are_served_and_counted(
     decoded = service.decode_v2(v2(row, rows=3), "r1")
     [result] = service.infer([decoded])
     assert len(result.labels) == 3
-    assert service.v2_response(decoded, result)["outputs"][0]["datatype"] == "BYTES"
+    assert (
+        service.v2_response(decoded, service.v2_outputs(decoded, result))[0]["outputs"][0][
+            "datatype"
+        ]
+        == "BYTES"
+    )
     labels = {"model_name": "m", "model_version": "0", "feature": "island"}
     assert registry.get_sample_value("modelserver_feature_unseen_category_total", labels) == 3
     labels["feature"] = "sex"
@@ -229,7 +234,9 @@ def test_predict_proba_output_on_request(
     service = wine[0]
     payload = {**v2(wine_row, rows=2), "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
     decoded = service.decode_v2(payload, "p")
-    response = service.v2_response(decoded, service.infer([decoded])[0])
+    response = service.v2_response(
+        decoded, service.v2_outputs(decoded, service.infer([decoded])[0])
+    )[0]
     proba = response["outputs"][1]
     assert proba["shape"] == [2, 3]
     assert sum(proba["data"][:3]) == pytest.approx(1.0)

@@ -22,7 +22,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve a model over the Open Inference Protocol, with drift metrics",
-        description="Serve a scikit-learn pipeline (skops or ONNX) over KServe V2/V1 REST.",
+        description=(
+            "Serve a scikit-learn pipeline (skops or ONNX) over KServe V2/V1 REST and V2 gRPC."
+        ),
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -34,6 +36,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model-sha256", help="overrides MODEL_SHA256")
     parser.add_argument("--host", help="overrides MODELSERVER_HOST")
     parser.add_argument("--port", type=int, help="overrides MODELSERVER_PORT")
+    parser.add_argument(
+        "--grpc-port", type=int, help="overrides MODELSERVER_GRPC_PORT (0 turns gRPC off)"
+    )
     parser.add_argument(
         "--allow-pickle",
         action="store_const",
@@ -58,6 +63,7 @@ def handle(args: argparse.Namespace) -> int:
             model_sha256=args.model_sha256,
             host=args.host,
             port=args.port,
+            grpc_port=args.grpc_port,
             allow_pickle=args.allow_pickle,
         )
     except SettingsError as exc:

@@ -34,12 +34,12 @@ from modelrollout.api import names as n
 from modelrollout.devenv.artifacts import ArtifactStore
 from modelrollout.devenv.cluster import LocalCluster, local_cluster
 from modelrollout.devenv.processes import stop_on_signals, wait_for_signal
-from modelrollout.devenv.registry import RegistryServer
 from modelrollout.devenv.prometheus import (
     LocalPrometheus,
     pod_discovery_config,
     start_prometheus,
 )
+from modelrollout.devenv.registry import RegistryServer
 from modelrollout.devenv.traffic import Traffic
 
 MODELROLLOUT = Path(sys.executable).parent / "modelrollout"
@@ -153,7 +153,10 @@ def model_server_template(
         "image": image,
         "imagePullPolicy": "Never",
         "args": ["serve"],
-        "ports": [{"name": "http", "containerPort": 8080}],
+        "ports": [
+            {"name": "http", "containerPort": 8080},
+            {"name": "grpc", "containerPort": 8081},
+        ],
         "env": [{"name": k, "value": v} for k, v in variables.items()],
         # Every second, but a slow answer is not a failure: on 2 busy cores (a
         # crash-looping canary reloading scikit-learn beside it) a healthy server
