@@ -1,24 +1,30 @@
 """Example data that ships inside installed packages, so nothing is downloaded at run time.
 
-scikit-learn bundles `wine` (13 numeric features, 3 classes) and
-`breast_cancer` (30 numeric, 2 classes); `palmerpenguins` bundles the penguins
-table (4 numeric and 2 categorical features, 3 species), which exercises the
-categorical paths (category sets, unseen categories). Used by `train` and by
-`loadgen`, never by the serving process.
+scikit-learn bundles `wine` (13 numeric features, 3 classes),
+`breast_cancer` (30 numeric, 2 classes) and `diabetes` (10 numeric features, a
+numeric target: disease progression, for regressors); `palmerpenguins` bundles
+the penguins table (4 numeric and 2 categorical features, 3 species), which
+exercises the categorical paths (category sets, unseen categories). Used by
+`train` (the classification tables) and by `loadgen` (all of them), never by the
+serving process.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from modelserver.profile import Kind
 
-DATASETS = ("wine", "breast_cancer", "penguins")
+Task = Literal["classification", "regression"]
+
+CLASSIFICATION_DATASETS = ("wine", "breast_cancer", "penguins")
+REGRESSION_DATASETS = ("diabetes",)
+DATASETS = CLASSIFICATION_DATASETS + REGRESSION_DATASETS
 
 
 @dataclass(frozen=True)
@@ -34,9 +40,11 @@ class Dataset:
     # (rows, features): float64 when every feature is numeric, else object
     # with floats and strings, column order as `features`.
     X: npt.NDArray[Any]
-    y: npt.NDArray[np.str_]
+    # Class labels (strings), or a regressor's float64 targets.
+    y: npt.NDArray[Any]
     # The numeric feature whose lower half makes the `shifted` variant's training slice.
     shift_feature: str
+    task: Task = "classification"
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -61,6 +69,14 @@ def load_dataset(name: str) -> Dataset:
         labels = np.asarray([str(bunch.target_names[t]) for t in bunch.target])
         shift = "alcohol" if name == "wine" else "mean_radius"
         return Dataset(name, features, np.asarray(bunch.data, dtype=np.float64), labels, shift)
+    if name == "diabetes":
+        from sklearn import datasets
+
+        bunch = datasets.load_diabetes()
+        features = tuple(Feature(_identifier(n), "numeric") for n in bunch.feature_names)
+        target = np.asarray(bunch.target, dtype=np.float64)
+        data = np.asarray(bunch.data, dtype=np.float64)
+        return Dataset(name, features, data, target, "bmi", task="regression")
     if name == "penguins":
         import palmerpenguins
 

@@ -120,7 +120,7 @@ class Summary:
 @dataclass(frozen=True)
 class Prepared:
     body: bytes
-    labels: list[str]
+    labels: list[str | float]
 
 
 def prepare_requests(config: LoadConfig, data: Dataset, count: int) -> list[Prepared]:
@@ -157,8 +157,16 @@ def prepare_requests(config: LoadConfig, data: Dataset, count: int) -> list[Prep
                 ]
         if config.drop_share and chooser.random() < config.drop_share:
             del columns[chooser.choice(names)]
-        pool.append(Prepared(_body(config.protocol, data, columns), [str(data.y[r]) for r in rows]))
+        pool.append(
+            Prepared(_body(config.protocol, data, columns), [_label(data, r) for r in rows])
+        )
     return pool
+
+
+def _label(data: Dataset, row: int) -> str | float:
+    """What feedback posts: a class label, or a regressor's numeric target."""
+    value = data.y[row]
+    return float(value) if data.task == "regression" else str(value)
 
 
 def _body(protocol: str, data: Dataset, columns: dict[str, list[Any]]) -> bytes:

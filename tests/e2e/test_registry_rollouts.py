@@ -5,6 +5,12 @@ with the alias `champion` moved to it; then a newer version with a labelling bug
 behind the same alias, rolled back automatically on live accuracy from feedback,
 the champion left where it was. The model servers load `models:/` URIs from the
 registry and verify the digest recorded for the version.
+
+Beside it, in the same stack, a regressor's rollout is gated on live error:
+clients post the true numeric target of half their requests, the servers export
+live MAE, and a LightGBM version trained on targets in the wrong units is rolled
+back on `mae-vs-stable` alone, the ridge regression it was to replace still
+serving. (One stack for both keeps a cold `make test` within its budget.)
 """
 
 from __future__ import annotations
@@ -19,14 +25,22 @@ import requests
 from modelrollout.devenv.stack import ServingStack, model_server_template
 from support.kube import ClusterUnderTest
 from support.operator import OperatorProcess, running_operator
-from support.packages import DATASET, packaged_classifier
+from support.packages import DATASET, REGRESSION_DATASET, packaged_classifier, packaged_regressor
 from support.rollouts import Rollouts
-from support.serving import ACCURACY_VS_STABLE, ERROR_RATE, deploy_first_version
+from support.serving import (
+    ACCURACY_VS_STABLE,
+    ERROR_RATE,
+    MAE_VS_STABLE,
+    deploy_first_version,
+    wait_all_traffic_on,
+)
 
 pytestmark = pytest.mark.e2e
 
 REGISTERED = "breast-cancer-model"
 MODEL = "breast-cancer"
+REGRESSOR_REGISTERED = "diabetes-progression"
+REGRESSOR = "diabetes"
 
 
 @pytest.fixture
@@ -50,16 +64,20 @@ def _alias(tracking_uri: str, alias: str) -> str | None:
 
 
 def _tracking(stack: ServingStack, tracking_uri: str) -> dict[str, object]:
+    registry = {"name": REGISTERED, "alias": "candidate", "uri": tracking_uri}
+    return _registry_model(stack, MODEL, registry, [ERROR_RATE, ACCURACY_VS_STABLE])
+
+
+def _registry_model(
+    stack: ServingStack, name: str, registry: dict[str, str], metrics: list[dict[str, object]]
+) -> dict[str, object]:
     return {
         "apiVersion": "modelrollout.io/v1alpha1",
         "kind": "ModelDeployment",
-        "metadata": {"name": MODEL},
+        "metadata": {"name": name},
         "spec": {
             "replicas": 2,
-            "model": {
-                "name": MODEL,
-                "registry": {"name": REGISTERED, "alias": "candidate", "uri": tracking_uri},
-            },
+            "model": {"name": name, "registry": registry},
             "template": model_server_template(stack.image, None),
             "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "10s"}}]}},
             "analysis": {
@@ -68,7 +86,7 @@ def _tracking(stack: ServingStack, tracking_uri: str) -> dict[str, object]:
                 "consecutiveErrorLimit": 100,
                 "onNoData": "Pause",
                 "prometheus": {"address": stack.prometheus.url},
-                "metrics": copy.deepcopy([ERROR_RATE, ACCURACY_VS_STABLE]),
+                "metrics": copy.deepcopy(metrics),
             },
             "rollback": {"automatic": True},
         },
@@ -121,3 +139,35 @@ def test_a_users_model_rolls_out_by_alias_and_a_worse_one_behind_it_is_rolled_ba
     answered = traffic.stats()
     assert answered["3"].feedback["200"] > 0, "version 3 really served and was judged"
     print(f"\n[e2e] registry rollouts: champion 2, version 3 rolled back: {rollback}")
+    traffic.stop()
+    _a_regressor_is_rolled_back_on_live_error(rollouts, stack, registry.url, tmp_path)
+
+
+def _a_regressor_is_rolled_back_on_live_error(
+    rollouts: Rollouts, stack: ServingStack, tracking_uri: str, tmp_path: Path
+) -> None:
+    ridge = packaged_regressor(tmp_path / "ridge").register(tracking_uri, REGRESSOR_REGISTERED)
+    units = packaged_regressor(tmp_path / "units", boosted=True, units_bug=0.4).register(
+        tracking_uri, REGRESSOR_REGISTERED
+    )
+    assert (ridge.version, units.version) == ("1", "2")
+    pinned = {"name": REGRESSOR_REGISTERED, "version": "1", "uri": tracking_uri}
+    body = _registry_model(stack, REGRESSOR, pinned, [ERROR_RATE, MAE_VS_STABLE])
+    traffic = deploy_first_version(
+        rollouts, stack, body, feedback_share=0.5, dataset=REGRESSION_DATASET, model=REGRESSOR
+    )
+    rollouts.patch_spec(REGRESSOR, {"model": {"registry": {**pinned, "version": "2"}}})
+    status = rollouts.wait_status(
+        REGRESSOR, "regressor version 2 rolled back", lambda s: s.get("reason") == "RolledBack",
+        timeout=240,
+    )  # fmt: skip
+    rollback = status["lastRollback"]
+    assert rollback["version"] == "2" and rollback["metric"] == "mae-vs-stable", rollback
+    assert "maxIncrease 20" in rollback["threshold"], rollback
+    assert status["stableVersion"] == "1"
+    assert status["analysis"]["error-rate"]["failures"] == 0, "it failed on live error alone"
+    wait_all_traffic_on(rollouts, REGRESSOR, status["stableRevision"])
+    answered = traffic.stats()
+    for version in ("1", "2"):
+        assert answered[version].feedback["200"] > 0, f"version {version} judged: {answered}"
+    print(f"\n[e2e] regressor version 2 (LightGBM) rolled back on live error: {rollback}")

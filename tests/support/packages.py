@@ -1,6 +1,7 @@
 """A user's own models for the registry tests: pipelines fitted in the test on a
-dataset a package ships (scikit-learn's breast cancer table, with the column
-names the traffic generator sends), packaged with `modelserver.packaging.package`
+dataset a package ships (scikit-learn's breast cancer table for a classifier,
+its diabetes table for a regressor, with the column names the traffic generator
+sends), packaged with `modelserver.packaging.package`
 and registered with `modelserver.registration.register`, as a data scientist
 would from a notebook. Not one of `modelrollout train`'s variants."""
 
@@ -17,6 +18,8 @@ from modelserver.registration import Registered, register
 
 DATASET = "breast_cancer"
 TARGET = "diagnosis"
+REGRESSION_DATASET = "diabetes"
+REGRESSION_TARGET = "progression"
 
 
 @dataclass(frozen=True)
@@ -51,3 +54,32 @@ def packaged_classifier(
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
     pipeline.fit(frame.drop(columns=[TARGET]), frame[TARGET])
     return UserModel(package(pipeline, frame, TARGET, out, name="breast-cancer"))
+
+
+def packaged_regressor(
+    out: Path, *, boosted: bool = False, units_bug: float = 1.0, seed: int = 0
+) -> UserModel:
+    """A ridge regression on standardized features, or (`boosted`) LightGBM's
+    gradient-boosted trees through its scikit-learn API; `units_bug` scales the
+    training targets (a target read in the wrong units: live error grows, inputs
+    look as usual)."""
+    import pandas as pd
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_dataset(REGRESSION_DATASET)
+    frame = pd.DataFrame(data.X, columns=list(data.feature_names))
+    frame[REGRESSION_TARGET] = data.y * units_bug
+    pipeline: Pipeline
+    if boosted:
+        from lightgbm import LGBMRegressor
+
+        booster = LGBMRegressor(n_estimators=60, num_leaves=8, random_state=seed, verbose=-1)
+        pipeline = make_pipeline(booster)
+    else:
+        pipeline = make_pipeline(StandardScaler(), Ridge(alpha=1.0))
+    pipeline.fit(frame.drop(columns=[REGRESSION_TARGET]), frame[REGRESSION_TARGET])
+    return UserModel(
+        package(pipeline, frame, REGRESSION_TARGET, out, name="diabetes", task="regression")
+    )

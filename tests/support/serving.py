@@ -11,6 +11,7 @@ from typing import Any
 from modelrollout.devenv.stack import (
     ACCURACY_QUERY,
     DRIFT_QUERY,
+    MAE_QUERY,
     MODEL_LOADED_QUERY,
     Artifact,
     ServingStack,
@@ -28,6 +29,14 @@ ACCURACY_VS_STABLE = {
     "query": ACCURACY_QUERY,
     "compareTo": "stable",
     "maxDecrease": 0.05,
+}
+# A regressor's live error may grow by at most this much (in the target's units)
+# over the stable version's on the same traffic.
+MAE_VS_STABLE = {
+    "name": "mae-vs-stable",
+    "query": MAE_QUERY,
+    "compareTo": "stable",
+    "maxIncrease": 20,
 }
 # Declared in a manifest's template, as a user would: half of the inferences answer 500.
 HALF_FAILING = {"MODELSERVER_FAULT_ERROR_RATE": "0.5"}

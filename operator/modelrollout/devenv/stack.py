@@ -74,6 +74,8 @@ DRIFT_QUERY = f"max(modelserver_feature_drift_psi{{{_REVISION_SERIES}}})"
 MODEL_LOADED_QUERY = f"max(modelserver_model_info{{{_REVISION_SERIES}}})"
 # Live accuracy from labelled feedback, averaged over the revision's servers.
 ACCURACY_QUERY = f"avg(modelserver_feedback_accuracy{{{_REVISION_SERIES}}})"
+# A regressor's live mean absolute error from labelled feedback, the same way.
+MAE_QUERY = f"avg(modelserver_feedback_mae{{{_REVISION_SERIES}}})"
 # Small windows so seconds of traffic make drift and accuracy visible (150 rows
 # keep the PSI of undrifted wine traffic under ~0.1, the shifted model near 0.9);
 # the server's defaults (1000 rows, 5 s) suit production traffic, not a demo.
