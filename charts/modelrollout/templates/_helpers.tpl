@@ -72,6 +72,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [services]
   verbs: [list, create, patch]
+# spec.retraining: one Job per run, made, read back (how it ended), and deleted
+# beyond retraining.historyLimit. List only, no watch: a running Job is looked
+# at every few seconds. Its pod's termination message (read with the pods list
+# above) holds the outcome.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list, create, delete]
 # Kubernetes Events for every transition (Kopf posts core/v1 Events).
 - apiGroups: [""]
   resources: [events]

@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 from modelrollout.api.errors import SpecError, spec_error_from
 from modelrollout.api.names import COMMAND_ANNOTATION
 
-CommandAction = Literal["promote", "abort", "retry", "pause", "resume", "undo"]
+CommandAction = Literal["promote", "abort", "retry", "pause", "resume", "undo", "retrain"]
 
 
 class Command(BaseModel):
@@ -32,6 +32,8 @@ class Command(BaseModel):
     full: bool = False
     # undo only: the history entry number to serve; None means the one before the current.
     to_revision: int | None = Field(default=None, ge=1)
+    # retrain only: the registry version whose training set to train on.
+    dataset: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,9}$")
 
     @model_validator(mode="after")
     def _options_fit_action(self) -> Command:
@@ -39,11 +41,15 @@ class Command(BaseModel):
             raise ValueError("full applies to promote only")
         if self.to_revision is not None and self.action != "undo":
             raise ValueError("toRevision applies to undo only")
+        if self.dataset is not None and self.action != "retrain":
+            raise ValueError("dataset applies to retrain only")
         return self
 
     def to_annotation(self) -> str:
         """The annotation value the CLI writes."""
-        return json.dumps(self.model_dump(by_alias=True), separators=(",", ":"))
+        # Without an unset dataset, so an operator from before `retrain` reads the others.
+        omit = {"dataset"} if self.dataset is None else set()
+        return json.dumps(self.model_dump(by_alias=True, exclude=omit), separators=(",", ":"))
 
 
 def parse_command(text: str) -> Command:

@@ -6,6 +6,7 @@ byte: a label key spelled twice is a label key that drifts.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 GROUP: Final = "modelrollout.io"
@@ -33,6 +34,11 @@ RESERVED_LABELS: Final = (
     LABEL_REVISION,
     LABEL_MODEL_VERSION,
 )
+
+# Retraining Jobs and their pods. Not LABEL_DEPLOYMENT: the Services select on
+# that, and a training pod must never receive traffic.
+LABEL_RETRAINING_OF: Final = f"{GROUP}/retraining-of"
+LABEL_RETRAINING_RUN: Final = f"{GROUP}/retraining-run"
 
 # The CLI writes a manual command here; the operator never edits spec
 # (docs/architecture.md, "The status contract").
@@ -82,3 +88,19 @@ def selector_labels(md_name: str, revision: str | None = None) -> dict[str, str]
     if revision is not None:
         labels[LABEL_REVISION] = revision
     return labels
+
+
+# A Job's name is also a label value (batch.kubernetes.io/job-name): 63 at most.
+_MAX_JOB_NAME = 63
+
+
+def retraining_job_name(md_name: str, number: int) -> str:
+    """`<md-name>-retrain-<n>`, the name shortened (with a digest, to stay unique)
+    where it would pass 63 characters."""
+    suffix = f"-retrain-{number}"
+    name = md_name + suffix
+    if len(name) <= _MAX_JOB_NAME:
+        return name
+    digest = hashlib.sha256(md_name.encode()).hexdigest()[:8]
+    keep = _MAX_JOB_NAME - len(suffix) - len(digest) - 1
+    return f"{md_name[:keep].rstrip('-.')}-{digest}{suffix}"

@@ -63,6 +63,12 @@ class Reason(StrEnum):
     STABLE_MISSING = "StableMissing"
     COMMAND_APPLIED = "CommandApplied"
     COMMAND_REJECTED = "CommandRejected"
+    # Retraining runs (spec.retraining), announced as Events.
+    RETRAINING_STARTED = "RetrainingStarted"
+    RETRAINING_ACCEPTED = "RetrainingAccepted"
+    RETRAINING_REJECTED = "RetrainingRejected"
+    RETRAINING_FAILED = "RetrainingFailed"
+    RETRAINING_DEFERRED = "RetrainingDeferred"
     # The handlers' own.
     RECONCILE_ERROR = "ReconcileError"
     NOTIFICATION_FAILED = "NotificationFailed"
@@ -86,6 +92,11 @@ def hold_reason(reason: Reason) -> HoldReason:
     assert reason in HOLD_REASONS, f"{reason} holds no revision"
     return cast("HoldReason", str(reason))
 
+
+# How a retraining run ended (each notified, like a rollback).
+RETRAINING_OUTCOME_REASONS: Final = frozenset(
+    {Reason.RETRAINING_ACCEPTED, Reason.RETRAINING_REJECTED, Reason.RETRAINING_FAILED}
+)
 
 ANALYSIS_REASONS: Final = frozenset(
     {

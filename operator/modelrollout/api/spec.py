@@ -547,6 +547,139 @@ class Rollback(SpecModel):
     automatic: bool = True
 
 
+RETRAINING_NEEDS_ALIAS: Final = (
+    "retraining needs model.registry with an alias: the candidate a retraining "
+    "registers enters through the alias this ModelDeployment tracks"
+)
+RETRAINING_METRICS: Final = ("accuracy", "f1", "mae", "rmse")
+
+
+def _check_pod_template(template: dict[str, Any], where: str) -> dict[str, Any]:
+    pod_spec = template.get("spec")
+    containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
+    if not isinstance(containers, list) or not containers:
+        raise ValueError(f"{where}.spec.containers must list at least one container")
+    for index, container in enumerate(containers):
+        if not isinstance(container, dict) or not container.get("name"):
+            raise ValueError(f"{where}.spec.containers[{index}] needs a name")
+        if not container.get("image"):
+            raise ValueError(f"{where}.spec.containers[{index}] needs an image")
+    return template
+
+
+class RetrainingTriggers(SpecModel):
+    """What starts a retraining Job (README: "Retraining"). A manual
+    `kubectl modelrollout retrain NAME` always can, whatever is set here."""
+
+    on_drift: bool = Field(
+        default=True,
+        description=(
+            "Start one when the stable revision's drift watch fires (status.drift): "
+            "input drift, or live accuracy or error past an analysis metric's bound."
+        ),
+    )
+    drift_metrics: tuple[Annotated[str, Field(min_length=1, max_length=63)], ...] = Field(
+        default=(),
+        max_length=MAX_METRICS,
+        description="Only drift of these analysis metrics starts one; empty: any of them.",
+    )
+    schedule: str | None = Field(
+        default=None,
+        min_length=9,
+        max_length=128,
+        description='A cron schedule in UTC (five fields), e.g. "0 3 * * 0" for Sundays at 3:00.',
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_parses(cls, schedule: str | None) -> str | None:
+        from croniter import croniter
+
+        if schedule is not None and (len(schedule.split()) != 5 or not croniter.is_valid(schedule)):
+            raise ValueError(
+                f"retraining.triggers.schedule {schedule!r} is not a five-field cron expression"
+            )
+        return schedule
+
+
+class RetrainingJob(SpecModel):
+    """The Job the operator starts: the user's training container, which gets the
+    champion, the registry and the decision rule as MODELROLLOUT_RETRAIN_* env."""
+
+    template: Annotated[dict[str, Any], WithJsonSchema(POD_TEMPLATE_SCHEMA)] = Field(
+        description=(
+            "A PodTemplateSpec, as in a Job. The reference image runs "
+            "`modelrollout retrain` (args: [retrain])."
+        )
+    )
+    backoff_limit: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Retries of a failed pod; 0: a failure is reported, not repeated.",
+    )
+    active_deadline_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86400,
+        description="The longest a run may take before it counts as failed.",
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _template_has_containers(cls, template: dict[str, Any]) -> dict[str, Any]:
+        return _check_pod_template(template, "retraining.job.template")
+
+
+class Retraining(SpecModel):
+    """Retrain the model when it rots, compare the candidate with the champion on the
+    same fresh labelled data, and register it behind the tracked alias only if it is
+    not worse: then it rolls out (and is compared live) like any other version."""
+
+    job: RetrainingJob
+    triggers: RetrainingTriggers = RetrainingTriggers()
+    cool_down: str = Field(
+        default="1h",
+        pattern=DURATION_PATTERN,
+        max_length=64,
+        description=(
+            "After a run ends, how long drift cannot start another one, so a flapping "
+            "metric does not start a Job every interval."
+        ),
+    )
+    margin: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "How much worse than the champion the candidate may be and still be registered."
+        ),
+    )
+    metric: Literal["accuracy", "f1", "mae", "rmse"] | None = Field(
+        default=None,
+        description="The metric that decides; default accuracy (classifiers), mae (regressors).",
+    )
+    min_rows: int = Field(
+        default=50, ge=1, le=10_000_000, description="Fewer fresh labelled rows fail the run."
+    )
+    include_original_data: bool = Field(
+        default=True,
+        description="Train on the champion's training set too, not only on fresh labelled data.",
+    )
+    history_limit: int = Field(
+        default=3, ge=1, le=20, description="Finished Jobs kept (with their pods' logs)."
+    )
+
+    @field_validator("cool_down")
+    @classmethod
+    def _cool_down_parses(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def cool_down_seconds(self) -> float:
+        return parse_duration(self.cool_down)
+
+
 class ModelDeploymentSpec(SpecModel):
     replicas: int = Field(
         default=1,
@@ -584,6 +717,13 @@ class ModelDeploymentSpec(SpecModel):
     # 600 s as Argo Rollouts, Flagger and Deployments have it: long enough for a
     # large image pull and a model load, short enough that a crash loop does not
     # sit unnoticed for an afternoon.
+    retraining: Retraining | None = Field(
+        default=None,
+        description=(
+            "Retrain when the model rots (drift, live accuracy, a schedule, or `retrain`), "
+            "and register the candidate behind model.registry.alias only if it is not worse."
+        ),
+    )
     progress_deadline_seconds: int = Field(
         default=600,
         ge=1,
@@ -599,13 +739,14 @@ class ModelDeploymentSpec(SpecModel):
     @field_validator("template")
     @classmethod
     def _template_has_containers(cls, template: dict[str, Any]) -> dict[str, Any]:
-        pod_spec = template.get("spec")
-        containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
-        if not isinstance(containers, list) or not containers:
-            raise ValueError("template.spec.containers must list at least one container")
-        for index, container in enumerate(containers):
-            if not isinstance(container, dict) or not container.get("name"):
-                raise ValueError(f"template.spec.containers[{index}] needs a name")
-            if not container.get("image"):
-                raise ValueError(f"template.spec.containers[{index}] needs an image")
-        return template
+        return _check_pod_template(template, "template")
+
+    # Not a CEL rule: one on the spec's root would make the API server's cost
+    # estimate walk the templates' unbounded container lists. The operator reports
+    # it (Degraded, InvalidSpec) and `modelrollout validate` before that.
+    @model_validator(mode="after")
+    def _retraining_has_an_alias(self) -> ModelDeploymentSpec:
+        registry = self.model.registry
+        if self.retraining is not None and (registry is None or registry.alias is None):
+            raise ValueError(RETRAINING_NEEDS_ALIAS)
+        return self

@@ -220,6 +220,74 @@ class LastCommand(StatusModel):
     at: datetime
 
 
+RetrainingTrigger = Literal["Drift", "Schedule", "Manual"]
+RetrainingOutcome = Literal["Accepted", "Rejected", "Failed"]
+
+
+class RetrainingRun(StatusModel):
+    """One retraining Job: why it started, against which champion, and how it ended
+    (README: "Retraining")."""
+
+    number: int = Field(ge=1)
+    job: str = Field(description="The Job's name.")
+    trigger: RetrainingTrigger
+    cause: str = Field(description="What triggered it, in words.")
+    triggered_at: datetime | None = Field(
+        default=None,
+        description="When its trigger happened: drift's onset, the cron tick, the command.",
+    )
+    started_at: datetime
+    champion_version: str = Field(description="The registry version serving when it started.")
+    dataset: str | None = Field(
+        default=None,
+        description="The registry version whose training set it was pinned to (`--dataset`).",
+    )
+    finished_at: datetime | None = None
+    outcome: RetrainingOutcome | None = None
+    message: str = ""
+    candidate_version: str | None = Field(
+        default=None, description="The registry version an accepted candidate got."
+    )
+    metric: str | None = Field(default=None, description="The metric that decided.")
+    candidate: dict[str, float] = Field(
+        default_factory=dict, description="The candidate's metrics on the fresh held-out rows."
+    )
+    champion: dict[str, float] = Field(
+        default_factory=dict, description="The champion's metrics on the same rows."
+    )
+
+
+class RetrainingRequest(StatusModel):
+    """A `retrain` command accepted and not yet started as a Job."""
+
+    id: str
+    dataset: str | None = None
+    at: datetime
+
+
+class DeferredTrigger(StatusModel):
+    """The latest trigger that came while a run was active or cooling down:
+    recorded, not stacked."""
+
+    trigger: RetrainingTrigger
+    cause: str
+    at: datetime
+
+
+class RetrainingStatus(StatusModel):
+    active: RetrainingRun | None = None
+    last: RetrainingRun | None = Field(default=None, description="The latest finished run.")
+    runs: int = Field(default=0, ge=0, description="Runs started so far (names the next Job).")
+    requested: RetrainingRequest | None = None
+    deferred: DeferredTrigger | None = None
+    deferred_count: int = Field(
+        default=0, ge=0, description="Triggers recorded without starting a run."
+    )
+    schedule_checked_at: datetime | None = Field(
+        default=None, description="Schedule ticks up to this time have been handled."
+    )
+
+
 class ModelDeploymentStatus(StatusModel):
     phase: Phase | None = None
     observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
@@ -281,6 +349,9 @@ class ModelDeploymentStatus(StatusModel):
     last_command: LastCommand | None = None
     registry: RegistryStatus | None = Field(
         default=None, description="What spec.model.registry resolved to (README: Model registry)."
+    )
+    retraining: RetrainingStatus | None = Field(
+        default=None, description="Retraining runs (spec.retraining; README: Retraining)."
     )
     reason: str | None = None
     message: str = ""

@@ -1,4 +1,5 @@
-"""`promote`, `abort`, `retry`, `pause`, `resume`, `undo`: manual controls.
+"""`promote`, `abort`, `retry`, `pause`, `resume`, `undo` (and `retrain NAME`,
+registered with the training program in cli/retrain.py): manual controls.
 
 None edits spec (GitOps owns it). Each writes one command into the object's
 `modelrollout.io/command` annotation; the operator applies it once and records
@@ -68,6 +69,7 @@ def build_command(args: argparse.Namespace) -> Command:
         action=args.action,
         full=bool(getattr(args, "full", False)),
         to_revision=getattr(args, "to_revision", None),
+        dataset=getattr(args, "dataset", None),
     )
 
 

@@ -166,8 +166,10 @@ def _plan_and_act(
     # The one router both reads the routes back and sets them.
     router = ServiceSelectorRouter(api)
     annotations = metadata.get("annotations") or {}
-    observed = observe(api, owner, spec, generation, annotations, router)
-    observed = replace(observed, registry=resolved.version)
+    active = status.retraining.active if status.retraining else None
+    following = active.number if active is not None else None
+    observed = observe(api, owner, spec, generation, annotations, router, following)
+    observed = replace(observed, registry=resolved.version, registry_alias=resolved.alias)
     if not spec_problems(spec):  # an unusable spec is reported, not measured
         verdicts = measure_analysis(api, owner, spec, status, now)
         observed = replace(observed, verdicts=verdicts)

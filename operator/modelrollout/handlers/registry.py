@@ -51,6 +51,11 @@ class Resolved:
     version: RegistryVersion | None = None
     status: RegistryStatus | None = None
 
+    @property
+    def alias(self) -> str | None:
+        """The alias the written spec tracks (the planned spec pins its version)."""
+        return self.status.alias if self.status is not None else None
+
 
 def tracking_uri(spec: ModelDeploymentSpec, settings: OperatorSettings) -> str:
     registry = spec.model.registry

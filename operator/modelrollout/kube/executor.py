@@ -16,13 +16,15 @@ from kubernetes.client.exceptions import ApiException
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner
-from modelrollout.kube.manifests import revision_deployment
+from modelrollout.kube.manifests import retraining_job, revision_deployment
 from modelrollout.rollout import (
     Action,
+    DeleteRetrainingJob,
     DeleteRevision,
     EnsureRevision,
     Observed,
     RouteService,
+    RunRetrainingJob,
     ScaleRevision,
 )
 from modelrollout.traffic.router import Backends, Router
@@ -33,6 +35,7 @@ NOT_FOUND, CONFLICT = 404, 409
 class Executor:
     def __init__(self, api: client.ApiClient, router: Router) -> None:
         self._apps = client.AppsV1Api(api)
+        self._batch = client.BatchV1Api(api)
         self._router = router
 
     def apply(
@@ -53,6 +56,10 @@ class Executor:
                 case RouteService(role=role, revision=revision, weights=weights):
                     backends = Backends.pinned(revision) if revision else Backends(weights)
                     self._router.set_route(owner, spec, role, backends)
+                case RunRetrainingJob():
+                    self._run_job(owner, spec, action)
+                case DeleteRetrainingJob(name=name):
+                    self._delete_job(owner, name)
 
     def _ensure_revision(
         self,
@@ -94,6 +101,26 @@ class Executor:
                 n.deployment_name(owner.name, revision),
                 owner.namespace,
                 propagation_policy="Background",
+            )
+        except ApiException as error:
+            if error.status != NOT_FOUND:
+                raise
+
+    def _run_job(self, owner: Owner, spec: ModelDeploymentSpec, run: RunRetrainingJob) -> None:
+        try:
+            self._batch.create_namespaced_job(
+                owner.namespace, cast(Any, retraining_job(owner, spec, run))
+            )
+        except ApiException as error:
+            # Made by an earlier plan whose status write was lost: it runs already.
+            if error.status != CONFLICT:
+                raise
+
+    def _delete_job(self, owner: Owner, name: str) -> None:
+        try:
+            # Background: its pod goes too, and the operator does not wait for it.
+            self._batch.delete_namespaced_job(
+                name, owner.namespace, propagation_policy="Background"
             )
         except ApiException as error:
             if error.status != NOT_FOUND:

@@ -1,5 +1,6 @@
-"""Builds the Deployment of each revision a ModelDeployment runs. Pure: dicts in,
-dicts out, so every name, label and injected variable is unit-tested here.
+"""Builds the Deployment of each revision a ModelDeployment runs, and its
+retraining Jobs. Pure: dicts in, dicts out, so every name, label and injected
+variable is unit-tested here.
 
 Names, labels and env follow api/names.py (docs/architecture.md, "Names").
 Every object carries an owner reference to its ModelDeployment, so deleting it
@@ -14,6 +15,7 @@ from typing import Any
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner, common_labels
+from modelrollout.rollout import RunRetrainingJob
 
 
 def revision_labels(md_name: str, revision: str, model_version: str) -> dict[str, str]:
@@ -78,6 +80,65 @@ def revision_deployment(
             # One revision never changes its template, so its own ReplicaSet
             # history is useless; revisions are what `undo` goes back to.
             "revisionHistoryLimit": 0,
+            "template": template,
+        },
+    }
+
+
+def retraining_labels(md_name: str, number: int) -> dict[str, str]:
+    """Not the Services' LABEL_DEPLOYMENT: a training pod never receives traffic."""
+    return {
+        n.LABEL_NAME: md_name,
+        n.LABEL_MANAGED_BY: n.MANAGER,
+        n.LABEL_RETRAINING_OF: md_name,
+        n.LABEL_RETRAINING_RUN: str(number),
+    }
+
+
+def retraining_selector(md_name: str) -> str:
+    return f"{n.LABEL_RETRAINING_OF}={md_name},{n.LABEL_MANAGED_BY}={n.MANAGER}"
+
+
+def retraining_job(
+    owner: Owner, spec: ModelDeploymentSpec, run: RunRetrainingJob
+) -> dict[str, Any]:
+    """The Job of one retraining run, from spec.retraining.job, with the run's
+    MODELROLLOUT_RETRAIN_* env in every container (the operator's values win)."""
+    retraining = spec.retraining
+    assert retraining is not None, "a retraining Job without spec.retraining"
+    labels = retraining_labels(owner.name, run.number)
+    template = copy.deepcopy(retraining.job.template)
+    metadata = template.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+    pod_spec = template["spec"]
+    # A Job's pods must not restart in place; a retry is backoffLimit's, as a new pod.
+    pod_spec["restartPolicy"] = "Never"
+    env = [{"name": k, "value": v} for k, v in run.env]
+    names = {e["name"] for e in env}
+    containers = []
+    for container in pod_spec["containers"]:
+        kept = [e for e in container.get("env") or [] if e.get("name") not in names]
+        containers.append(
+            {
+                # Where no outcome was written (a crash), the log's tail says why.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                **container,
+                "env": [*kept, *env],
+            }
+        )
+    pod_spec["containers"] = containers
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": run.name,
+            "namespace": owner.namespace,
+            "labels": labels,
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "backoffLimit": retraining.job.backoff_limit,
+            "activeDeadlineSeconds": retraining.job.active_deadline_seconds,
             "template": template,
         },
     }

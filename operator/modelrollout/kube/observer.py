@@ -1,9 +1,10 @@
-"""Reads what a ModelDeployment owns (its revisions' Deployments, and its routes
-through the router) into the decision core's `Observed`. Two list calls per
-reconcile with Service selectors, whatever the
-number of revisions, so the cost of an object stays bounded; a third, of its
-pods, only while some revision has fewer available pods than it asks for (what
-they say goes to the progress deadline's message, see pods.py)."""
+"""Reads what a ModelDeployment owns (its revisions' Deployments, its routes
+through the router, its retraining Jobs) into the decision core's `Observed`.
+Two list calls per reconcile with Service selectors, whatever the number of
+revisions, so the cost of an object stays bounded; a third, of its Jobs, with
+spec.retraining; one of its pods only while some revision has fewer available
+pods than it asks for (what they say goes to the progress deadline's message,
+see pods.py), and one of a finished run's pod, to read how it ended (jobs.py)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ from kubernetes import client
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner, owned_selector
+from modelrollout.kube.jobs import job_observation, with_termination
+from modelrollout.kube.manifests import retraining_selector
 from modelrollout.kube.pods import replica_failure, revision_pods
 from modelrollout.rollout import (
     SERVICE_ROLES,
     Observed,
     PodCause,
     PodsObservation,
+    RetrainingJobObservation,
     RevisionObservation,
     ServiceRole,
 )
@@ -45,8 +49,10 @@ def observe(
     generation: int,
     annotations: Mapping[str, str],
     router: Router | None = None,
+    following: int | None = None,
 ) -> Observed:
-    """`router` reads the routes back; the Service selector router by default."""
+    """`router` reads the routes back; the Service selector router by default.
+    `following`: the retraining run status says is active, whose end to read."""
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     selector = owned_selector(owner.name)
     deployments = apps.list_namespaced_deployment(owner.namespace, label_selector=selector).items
@@ -71,7 +77,41 @@ def observe(
         routes=routes,
         route_weights=route_weights,
         command=annotations.get(n.COMMAND_ANNOTATION),
+        retraining_jobs=(
+            retraining_jobs(api, owner, following) if spec.retraining is not None else ()
+        ),
+        name=owner.name,
     )
+
+
+def retraining_jobs(
+    api: client.ApiClient, owner: Owner, following: int | None
+) -> tuple[RetrainingJobObservation, ...]:
+    """This object's retraining Jobs; for run `following` once it has finished,
+    also what its pod's training container ended with (the outcome it wrote)."""
+    response: Any = client.BatchV1Api(api).list_namespaced_job(  # plain JSON, as list_pods
+        owner.namespace, label_selector=retraining_selector(owner.name), _preload_content=False
+    )
+    found = []
+    for job in json.loads(response.data).get("items") or []:
+        metadata = job.get("metadata") or {}
+        owners = metadata.get("ownerReferences") or []
+        if not any(ref.get("uid") == owner.uid for ref in owners):
+            continue
+        try:
+            number = int((metadata.get("labels") or {}).get(n.LABEL_RETRAINING_RUN, ""))
+        except ValueError:
+            continue
+        observation = job_observation(metadata.get("name", ""), number, job)
+        if number == following and observation.state != "Running":
+            pods = list_pods(
+                client.CoreV1Api(api),
+                owner.namespace,
+                f"{retraining_selector(owner.name)},{n.LABEL_RETRAINING_RUN}={number}",
+            )
+            observation = with_termination(observation, pods)
+        found.append(observation)
+    return tuple(found)
 
 
 def _revision(deployment: client.V1Deployment) -> RevisionObservation:

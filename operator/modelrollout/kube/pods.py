@@ -104,10 +104,10 @@ def pod_cause(pod: Pod) -> PodCause | None:
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     if (conditions.get("Ready") or {}).get("status") == "True":
         return None
-    secrets = _env_values(pod)
+    secrets = env_values(pod)
 
     def clean(text: Any) -> str:
-        return _clean(text, secrets)
+        return clean_message(text, secrets)
 
     if status.get("phase") == "Failed":
         return PodCause(
@@ -192,12 +192,12 @@ def replica_failure(conditions: Iterable[Mapping[str, Any]]) -> PodCause | None:
             return PodCause(
                 "not-created",
                 reason=str(condition.get("reason") or "ReplicaFailure"),
-                message=_clean(condition.get("message"), frozenset()),
+                message=clean_message(condition.get("message"), frozenset()),
             )
     return None
 
 
-def _env_values(pod: Pod) -> frozenset[str]:
+def env_values(pod: Pod) -> frozenset[str]:
     spec = pod.get("spec") or {}
     values = set()
     for key in ("initContainers", "containers"):
@@ -213,7 +213,7 @@ def _env_values(pod: Pod) -> frozenset[str]:
     return frozenset(values)
 
 
-def _clean(text: Any, secrets: frozenset[str]) -> str:
+def clean_message(text: Any, secrets: frozenset[str]) -> str:
     if not isinstance(text, str):
         return ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelrollout.api import dump_status
-from modelrollout.api.reasons import AUTOMATIC_ROLLBACK_REASONS, Reason
+from modelrollout.api.reasons import AUTOMATIC_ROLLBACK_REASONS, RETRAINING_OUTCOME_REASONS, Reason
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -13,10 +13,14 @@ if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus
     from modelrollout.rollout import Event
 
-# Automatic rollbacks (a failed analysis, a missed progress deadline), and the
-# stable revision drifting or recovering. Manual actions (abort, undo) are not
-# notified: whoever ran them knows.
-NOTIFIED_REASONS = AUTOMATIC_ROLLBACK_REASONS | {Reason.DRIFTED, Reason.DRIFT_RECOVERED}
+# Automatic rollbacks (a failed analysis, a missed progress deadline), the
+# stable revision drifting or recovering, and how each retraining run ended.
+# Manual actions (abort, undo) are not notified: whoever ran them knows.
+NOTIFIED_REASONS = (
+    AUTOMATIC_ROLLBACK_REASONS
+    | RETRAINING_OUTCOME_REASONS
+    | {Reason.DRIFTED, Reason.DRIFT_RECOVERED}
+)
 
 
 def notification_body(
@@ -50,4 +54,6 @@ def notification_body(
         body["rollback"] = dumped["lastRollback"]
     if event.reason == Reason.DRIFTED and "drift" in dumped:
         body["drift"] = dumped["drift"]
+    if event.reason in RETRAINING_OUTCOME_REASONS and "last" in dumped.get("retraining", {}):
+        body["retraining"] = dumped["retraining"]["last"]
     return body

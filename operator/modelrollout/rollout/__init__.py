@@ -8,9 +8,11 @@ inputs and expected outputs.
 
 from modelrollout.rollout.actions import (
     Action,
+    DeleteRetrainingJob,
     DeleteRevision,
     EnsureRevision,
     RouteService,
+    RunRetrainingJob,
     ScaleRevision,
 )
 from modelrollout.rollout.analysis import WEBHOOK_CHECK
@@ -24,19 +26,24 @@ from modelrollout.rollout.observed import (
     PodCause,
     PodCauseKind,
     PodsObservation,
+    RetrainingJobObservation,
+    RetrainingJobState,
     RevisionObservation,
     ServiceRole,
 )
 from modelrollout.rollout.outcome import Event, Explanation, Plan
 from modelrollout.rollout.plan import invalid_spec, plan, unresolved_model
 from modelrollout.rollout.progress import with_deadline
+from modelrollout.rollout.retraining import REJECTED_EXIT_CODE, champion_version
 from modelrollout.rollout.stages import known_stage, step_timer
 from modelrollout.rollout.validation import spec_problems
 
 __all__ = [
+    "REJECTED_EXIT_CODE",
     "SERVICE_ROLES",
     "WEBHOOK_CHECK",
     "Action",
+    "DeleteRetrainingJob",
     "DeleteRevision",
     "EnsureRevision",
     "Event",
@@ -48,10 +55,14 @@ __all__ = [
     "PodCause",
     "PodCauseKind",
     "PodsObservation",
+    "RetrainingJobObservation",
+    "RetrainingJobState",
     "RevisionObservation",
     "RouteService",
+    "RunRetrainingJob",
     "ScaleRevision",
     "ServiceRole",
+    "champion_version",
     "command_rejection",
     "invalid_spec",
     "known_stage",

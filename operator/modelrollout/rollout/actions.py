@@ -67,4 +67,28 @@ class RouteService:
     weights: tuple[tuple[str, int], ...] = ()
 
 
-Action = EnsureRevision | ScaleRevision | DeleteRevision | RouteService
+@dataclass(frozen=True)
+class RunRetrainingJob:
+    """Create retraining Job `name` (run `number`) from spec.retraining.job with `env`
+    added to its containers; one that exists already is left as it is."""
+
+    name: str
+    number: int
+    env: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class DeleteRetrainingJob:
+    """Delete a finished retraining Job (and its pod); absent is fine."""
+
+    name: str
+
+
+Action = (
+    EnsureRevision
+    | ScaleRevision
+    | DeleteRevision
+    | RouteService
+    | RunRetrainingJob
+    | DeleteRetrainingJob
+)

@@ -21,7 +21,7 @@ from modelrollout.api import (
     spec_revision,
 )
 from modelrollout.api.reasons import Reason, hold_reason
-from modelrollout.rollout import history, stages, transitions
+from modelrollout.rollout import history, retraining, stages, transitions
 from modelrollout.rollout.outcome import Event
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ def command_rejection(
             if in_flight:
                 return "a rollout is in progress; `abort` it first"
             return _undo_rejection(status, command.to_revision)
+        case "retrain":
+            return retraining.retrain_rejection(spec, status)
     return None
 
 
@@ -175,6 +177,8 @@ def _apply(
             return status.model_copy(update={"hold": None}), ()
         case "undo":
             return _undo(ctx, status, command), ()
+        case "retrain":
+            return status.model_copy(update=retraining.requested(status, command, now)), ()
     raise AssertionError(f"unhandled command action {command.action}")
 
 

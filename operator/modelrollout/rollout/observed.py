@@ -126,6 +126,29 @@ class MetricVerdict:
     revision: str | None = None
 
 
+RetrainingJobState = Literal["Running", "Succeeded", "Failed"]
+
+
+@dataclass(frozen=True)
+class RetrainingJobObservation:
+    """One retraining Job of this ModelDeployment (labelled with its run number).
+
+    `exit_code` and `message` are its training container's last termination
+    (`message` is the termination message: `modelrollout retrain` writes its
+    outcome there as JSON). `reason` is the Job's failure condition reason
+    (BackoffLimitExceeded, DeadlineExceeded, ...) and `detail` its message.
+    """
+
+    name: str
+    number: int
+    state: RetrainingJobState
+    exit_code: int | None = None
+    message: str = ""
+    reason: str = ""
+    detail: str = ""
+    finished_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Observed:
     """The world as seen just before planning.
@@ -142,6 +165,9 @@ class Observed:
     `command` is the raw `modelrollout.io/command` annotation, if any.
     `registry` is what spec.model.registry resolved to: history records it with
     the revision it promotes.
+    `registry_alias` is the alias spec.model.registry tracks (the spec the core
+    plans pins the version it resolved to, without the alias).
+    `retraining_jobs` lists this object's retraining Jobs.
     `verdicts` maps a check name (metric name, or `WEBHOOK_CHECK`) to its latest
     measurement; empty while nothing was measured.
     """
@@ -154,6 +180,10 @@ class Observed:
     verdicts: Mapping[str, MetricVerdict] = field(default_factory=dict)
     # The registry version the spec resolved to (spec.model.registry), if any.
     registry: RegistryVersion | None = None
+    registry_alias: str | None = None
+    retraining_jobs: tuple[RetrainingJobObservation, ...] = ()
+    # The ModelDeployment's own name (it names the retraining Jobs).
+    name: str = ""
 
     def revision(self, revision: str | None) -> RevisionObservation | None:
         return next((r for r in self.revisions if r.revision == revision), None)

@@ -24,6 +24,7 @@ from modelrollout.rollout import (
     gating,
     measurement,
     progress,
+    retraining,
     stages,
     steady,
     transitions,
@@ -194,12 +195,14 @@ def _finish(
             ),
         }
     )
+    # Retraining runs beside the rollout: it starts Jobs, never pods that serve.
+    trained = retraining.step(ctx, new_status)
     return Plan(
-        actions=_actions(ctx, replicas, settled.routes, settled.split),
-        new_status=new_status,
+        actions=_actions(ctx, replicas, settled.routes, settled.split) + trained.actions,
+        new_status=trained.status,
         reason=settled.reason,
-        requeue_after=requeue,
-        events=events,
+        requeue_after=gating.earliest(requeue, trained.requeue_after),
+        events=events + trained.events,
         reason_changed=settled.reason.reason != status.reason,
     )
 

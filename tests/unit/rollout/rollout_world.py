@@ -21,14 +21,17 @@ from modelrollout.api import (
     spec_revision,
 )
 from modelrollout.rollout import (
+    DeleteRetrainingJob,
     DeleteRevision,
     EnsureRevision,
     Event,
     MetricVerdict,
     Observed,
     Plan,
+    RetrainingJobObservation,
     RevisionObservation,
     RouteService,
+    RunRetrainingJob,
     ScaleRevision,
     ServiceRole,
     plan,
@@ -79,6 +82,11 @@ class World:
     command: str | None = None
     # What spec.model.registry resolved to, as the handler hands it to the core.
     registry: RegistryVersion | None = None
+    registry_alias: str | None = None
+    # Retraining Jobs by run number, as the cluster holds them; `started` records
+    # every RunRetrainingJob applied (an idempotent re-send included).
+    jobs: dict[int, RetrainingJobObservation] = field(default_factory=dict)
+    started: list[RunRetrainingJob] = field(default_factory=list)
     generation: int = 1
     now: datetime = T0
     events: list[Event] = field(default_factory=list)
@@ -96,6 +104,9 @@ class World:
             command=self.command,
             verdicts=dict(self.verdicts),
             registry=self.registry,
+            registry_alias=self.registry_alias,
+            retraining_jobs=tuple(self.jobs.values()),
+            name="fraud",
         )
 
     def plan(self) -> Plan:
@@ -123,6 +134,11 @@ class World:
                     self.deployments.pop(revision, None)
                 case RouteService(role, revision):
                     self.routes[role] = revision
+                case RunRetrainingJob(name, number):
+                    self.started.append(action)
+                    self.jobs.setdefault(number, RetrainingJobObservation(name, number, "Running"))
+                case DeleteRetrainingJob(name):
+                    self.jobs = {k: j for k, j in self.jobs.items() if j.name != name}
         self.status = result.new_status
         self.events.extend(result.events)
 
