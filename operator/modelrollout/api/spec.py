@@ -608,8 +608,8 @@ class RetrainingJob(SpecModel):
 
     template: Annotated[dict[str, Any], WithJsonSchema(POD_TEMPLATE_SCHEMA)] = Field(
         description=(
-            "A PodTemplateSpec, as in a Job. The reference image runs "
-            "`modelrollout retrain` (args: [retrain])."
+            "A PodTemplateSpec, as in a Job: the training container, which gets "
+            "MODELROLLOUT_RETRAIN_* env and writes its outcome to its termination message."
         )
     )
     backoff_limit: int = Field(

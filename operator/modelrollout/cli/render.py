@@ -268,6 +268,7 @@ def status_lines(
     if status.drift:
         drift = status.drift
         lines.append(f"Drift:     since {drift.since:%Y-%m-%d %H:%M:%S}: {drift.message}")
+    lines += retraining_lines(status)
     if status.last_rollback:
         rb = status.last_rollback
         detail = f" ({rb.metric} = {rb.value}, threshold {rb.threshold})" if rb.metric else ""
@@ -279,6 +280,38 @@ def status_lines(
     if events:
         lines.append("Events:")
         lines += [f"  {kind:<8} {reason:<20} {message}" for kind, reason, message in events]
+    return lines
+
+
+def retraining_lines(status: ModelDeploymentStatus) -> list[str]:
+    """The run in flight, the last one's end (both sides' metrics), what was deferred."""
+    current = status.retraining
+    if current is None:
+        return []
+    lines = []
+    if current.active is not None:
+        run = current.active
+        lines.append(
+            f"Retrain:   run {run.number} (Job {run.job}) running since "
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}, {run.trigger.lower()}: {run.cause}"
+        )
+    if current.last is not None:
+        run = current.last
+        compared = ""
+        if run.metric and run.metric in run.candidate and run.metric in run.champion:
+            compared = (
+                f" {run.metric} {run.candidate[run.metric]:.4g} vs champion "
+                f"{run.champion[run.metric]:.4g};"
+            )
+        version = f" -> version {run.candidate_version}" if run.candidate_version else ""
+        lines.append(
+            f"Retrained: run {run.number} {run.outcome or '-'}{version}:{compared} {run.message}"
+        )
+    if current.deferred is not None:
+        lines.append(
+            f"Deferred:  {current.deferred_count} trigger(s), latest "
+            f"{current.deferred.trigger.lower()}: {current.deferred.cause}"
+        )
     return lines
 
 

@@ -62,3 +62,26 @@ def test_analysis_drift_and_rollback_are_shown() -> None:
     assert "cannot reach Prometheus" in text
     assert "Drift:" in text and "quality failed" in text
     assert "Rollback:  RolledBack" in text and "quality = 0.3, threshold min 0.8" in text
+
+
+def test_a_retraining_run_and_its_comparison_are_shown() -> None:
+    from modelrollout.api import RetrainingRun, RetrainingStatus
+    from modelrollout.api.status import DeferredTrigger
+    from modelrollout.cli.render import retraining_lines
+
+    at = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    run = RetrainingRun(
+        number=3, job="fraud-retrain-3", trigger="Drift", cause="feature-drift failed",
+        started_at=at, champion_version="4", finished_at=at, outcome="Accepted",
+        message="accuracy 0.93 >= 0.81", candidate_version="5", metric="accuracy",
+        candidate={"accuracy": 0.93}, champion={"accuracy": 0.81},
+    )  # fmt: skip
+    deferred = DeferredTrigger(trigger="Schedule", cause="schedule '0 3 * * *'", at=at)
+    status = ModelDeploymentStatus(
+        retraining=RetrainingStatus(last=run, runs=3, deferred=deferred, deferred_count=2)
+    )
+    lines = retraining_lines(status)
+    assert lines[0].startswith("Retrained: run 3 Accepted -> version 5: accuracy 0.93 vs")
+    assert "champion 0.81" in lines[0]
+    assert lines[1] == "Deferred:  2 trigger(s), latest schedule: schedule '0 3 * * *'"
+    assert retraining_lines(ModelDeploymentStatus()) == []
