@@ -452,6 +452,29 @@ def test_fresh_rows_can_come_from_the_inference_records_store(
     assert list(stored.columns) == ["x1", "x2", "color", "label"]
 
 
+def test_an_unexpected_failure_is_exit_1_with_json_on_stdout(
+    champions: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelserver import retraining
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(retraining, "retrain", broken)
+    fresh = tmp_path / "fresh.csv"
+    world(100, NEW_WORLD, seed=7).to_csv(fresh, index=False)
+    code, document, err = run_cli(
+        capsys, "--champion", str(champions["array"]), "--data", str(fresh),
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert code == 1 and document["error"]["kind"] == "failure"
+    assert "No space left on device" in document["error"]["message"]
+    assert "Traceback" in err and not (tmp_path / "out").exists()
+
+
 def test_an_outcome_is_json_whatever_it_holds() -> None:
     outcome = RetrainOutcome(
         accepted=False,

@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import sys
+import traceback
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,6 +142,10 @@ def handle(args: argparse.Namespace) -> int:
         return _fail(EXIT_BAD_INPUT, str(error))
     except ChampionUnavailableError as error:
         return _fail(EXIT_FAILED, str(error))
+    except Exception as error:
+        # Whatever reads the Job's log still gets one JSON object; the trace is for people.
+        traceback.print_exc(file=sys.stderr)
+        return _fail(EXIT_FAILED, f"{type(error).__name__}: {error}")
     out.mkdir(parents=True, exist_ok=True)
     staged = out / f".{OUTCOME_FILE}.partial"
     staged.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
