@@ -336,6 +336,10 @@ def retrain(
     held-out fresh rows, and package the candidate into `out` when it is not worse than
     the champion by more than `margin` on `metric` (default: accuracy for a classifier,
     MAE for a regressor). `margin` < 0 demands the candidate be better by at least -margin.
+
+    `min_rows`: the fewest labelled fresh rows accepted. `tracking_uri` (else
+    MLFLOW_TRACKING_URI) when `champion` is a `models:/` URI; `trusted`: skops types the
+    champion's artifact may hold beyond skops' and LightGBM's (as `package --trusted`).
     """
     out = Path(out)
     if out.exists():

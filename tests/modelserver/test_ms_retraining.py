@@ -407,6 +407,12 @@ def test_the_command_refuses_bad_input_with_exit_2_and_writes_nothing(
     assert code == 2 and "needs modelserver.records" in document["error"]["message"]
     assert not out.exists()
 
+    code, document, _ = run_cli(
+        capsys, "--champion", str(champions["array"]), "--data", str(fresh), "--out", str(out),
+        "--alias", "candidate",
+    )  # fmt: skip
+    assert code == 2 and "--alias needs --register" in document["error"]["message"]
+
     out.mkdir()
     (out / "outcome.json").write_text("{}")
     code, document, _ = run_cli(

@@ -131,6 +131,11 @@ def handle(args: argparse.Namespace) -> int:
         return _fail(EXIT_BAD_INPUT, problem.removeprefix("modelrollout retrain: "))
     from modelserver.retraining import ChampionUnavailableError, RetrainError
 
+    # Flags that would be silently ignored are refused: a Job's spec with a typo must fail.
+    if args.alias and not args.register:
+        return _fail(EXIT_BAD_INPUT, "--alias needs --register NAME (which model to alias)")
+    if (args.model or args.since) and not args.records:
+        return _fail(EXIT_BAD_INPUT, "--model and --since choose inference records: use --records")
     out: Path = args.out
     if out.exists() and any(out.iterdir()):
         return _fail(EXIT_BAD_INPUT, f"{out} exists and is not empty; retrain into a new directory")
