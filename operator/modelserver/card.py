@@ -77,6 +77,54 @@ def metrics(task: str, truth: npt.ArrayLike, predicted: npt.ArrayLike) -> dict[s
     }
 
 
+# Each metric `metrics` computes, and whether a higher value is the better model: the
+# one place a comparison (retraining's "not worse than the champion") reads it from.
+HIGHER_IS_BETTER = {"accuracy": True, "f1_macro": True, "mae": False, "rmse": False}
+TASK_METRICS = {"classification": ("accuracy", "f1_macro"), "regression": ("mae", "rmse")}
+
+
+def improvement(metric: str, candidate: float, baseline: float) -> float:
+    """How much better `candidate` scores than `baseline` on `metric`: positive when
+    better, negative when worse, whichever way the metric points."""
+    delta = candidate - baseline
+    return delta if HIGHER_IS_BETTER[metric] else -delta
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """How a retrained candidate compared with the model it would replace, both scored
+    on the same fresh held-out rows (modelserver.retraining)."""
+
+    champion: Mapping[str, Any]  # source, sha256, name
+    metric: str
+    margin: float
+    candidate_metrics: Mapping[str, float]
+    champion_metrics: Mapping[str, float]
+    held_out_rows: int
+    held_out_file: str
+    held_out_sha256: str
+    fresh_train_rows: int
+    original_rows: int
+    seed: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "champion": dict(self.champion),
+            "metric": self.metric,
+            "higherIsBetter": HIGHER_IS_BETTER[self.metric],
+            "margin": self.margin,
+            "candidateMetrics": dict(self.candidate_metrics),
+            "championMetrics": dict(self.champion_metrics),
+            "heldOut": {
+                "rows": self.held_out_rows,
+                "file": self.held_out_file,
+                "sha256": self.held_out_sha256,
+            },
+            "trainRows": {"fresh": self.fresh_train_rows, "original": self.original_rows},
+            "seed": self.seed,
+        }
+
+
 def libraries() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for dist in LIBRARIES:
@@ -100,11 +148,12 @@ def model_card(
     scores: Mapping[str, float],
     evaluation: Evaluation,
     dataset: Mapping[str, Any],
+    retraining: Retraining | None = None,
 ) -> dict[str, Any]:
     prediction: dict[str, Any] = {"type": "categorical" if task == "classification" else "numeric"}
     if task == "classification":
         prediction["classes"] = list(classes)
-    return {
+    document: dict[str, Any] = {
         "schemaVersion": CARD_SCHEMA_VERSION,
         "name": name,
         "task": task,
@@ -117,3 +166,7 @@ def model_card(
         "libraries": libraries(),
         "createdAt": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
+    if retraining is not None:
+        # Only on retrained models: a card without it was packaged by hand.
+        document["retraining"] = retraining.to_json()
+    return document

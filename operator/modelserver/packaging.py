@@ -109,6 +109,7 @@ def package(
     seed: int = 0,
     trusted: Sequence[str] = (),
     task: str | None = None,
+    retraining: card.Retraining | None = None,
 ) -> Packaged:
     """Package a fitted pipeline (a file, or the estimator object itself: saved as skops)
     and its training data (a .csv/.parquet file or a DataFrame) into `out`.
@@ -118,7 +119,8 @@ def package(
     seeded `holdout` share of `data`, which is honest only if the model was fitted
     without those rows. `feature_types` overrides inferred kinds (column ->
     "numeric" | "categorical"); `trusted` lists extra skops types to load; `task`
-    overrides the inferred "classification" | "regression".
+    overrides the inferred "classification" | "regression". `retraining` (set by
+    modelserver.retraining) records in the card how the model beat its predecessor.
     """
     directory = Path(out)
     if directory.exists():
@@ -149,7 +151,7 @@ def package(
             staging,
             directory,
             _Inputs(model, train, evaluation, target, kinds, feature_types or {}),
-            _Options(holdout, allow_pickle, name, bins, seed, tuple(trusted), task),
+            _Options(holdout, allow_pickle, name, bins, seed, tuple(trusted), task, retraining),
         )
         # Atomic on one filesystem, and refused if `out` appeared meanwhile.
         staging.rename(directory)
@@ -178,6 +180,7 @@ class _Options:
     seed: int
     trusted: tuple[str, ...]
     task: str | None
+    retraining: card.Retraining | None = None
 
 
 def _build(staging: Path, directory: Path, given: _Inputs, options: _Options) -> Packaged:
@@ -247,6 +250,7 @@ def _build(staging: Path, directory: Path, given: _Inputs, options: _Options) ->
             "rows": len(frame),
             "target": given.target,
         },
+        retraining=options.retraining,
     )
     (staging / CARD_FILE).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     return Packaged(

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "package",
     "register",
+    "retrain",
     "loadgen",
 )
 

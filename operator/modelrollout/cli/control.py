@@ -1,4 +1,5 @@
-"""`promote`, `abort`, `retry`, `pause`, `resume`, `undo`, `retrain`: manual controls.
+"""`promote`, `abort`, `retry`, `pause`, `resume`, `undo`: manual controls (and
+`retrain NAME`, whose parser cli/retrain.py shares with the training program).
 
 None edits spec (GitOps owns it). Each writes one command into the object's
 `modelrollout.io/command` annotation; the operator applies it once and records
@@ -28,7 +29,6 @@ HELP: dict[CommandAction, str] = {
     "pause": "hold the rollout at its current step",
     "resume": "continue a paused rollout",
     "undo": "serve an older revision from history (without editing spec)",
-    "retrain": "start a retraining run now (spec.retraining), even during the cool-down",
 }
 
 
@@ -44,11 +44,6 @@ def register(subparsers: Any) -> None:
             parser.add_argument(
                 "--to-revision", type=int, default=None, metavar="N",
                 help="history number to serve (see `history`); default: the previous one",
-            )  # fmt: skip
-        if action == "retrain":
-            parser.add_argument(
-                "--dataset", default=None, metavar="VERSION",
-                help="train on the training set of this registry version, not the champion's",
             )  # fmt: skip
         parser.add_argument(
             "--no-wait", action="store_true", help="do not wait for the operator to apply it"
