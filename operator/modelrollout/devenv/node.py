@@ -450,9 +450,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         found: set[int] = set()
         for hierarchy in _cgroup_v1_hierarchies():
             group = hierarchy / self.cgroup_root.lstrip("/")
-            for procs in group.rglob("cgroup.procs") if group.is_dir() else ():
+            # os.walk, not Path.rglob: the kubelet removes pod cgroups while we
+            # walk, and rglob raises on a directory that vanished mid-walk.
+            for directory, _, files in os.walk(group):
+                if "cgroup.procs" not in files:
+                    continue
                 with contextlib.suppress(OSError, ValueError):
-                    found.update(int(p) for p in procs.read_text().split())
+                    procs = Path(directory, "cgroup.procs").read_text()
+                    found.update(int(p) for p in procs.split())
         return found
 
     def _kill_shims(self) -> None:
@@ -487,10 +492,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             group = hierarchy / self.cgroup_root.lstrip("/")
             if not group.is_dir():
                 continue
-            for directory in sorted((p for p in group.rglob("*") if p.is_dir()),
-                                    key=lambda p: len(p.parts), reverse=True):  # fmt: skip
+            # Deepest first (os.walk bottom-up), tolerating directories that vanish.
+            for directory, _, _ in os.walk(group, topdown=False):
                 with contextlib.suppress(OSError):
-                    directory.rmdir()
+                    os.rmdir(directory)
             with contextlib.suppress(OSError):
                 group.rmdir()
 
