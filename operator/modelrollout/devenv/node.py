@@ -495,7 +495,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             # Deepest first (os.walk bottom-up), tolerating directories that vanish.
             for directory, _, _ in os.walk(group, topdown=False):
                 with contextlib.suppress(OSError):
-                    os.rmdir(directory)
+                    Path(directory).rmdir()
             with contextlib.suppress(OSError):
                 group.rmdir()
 
