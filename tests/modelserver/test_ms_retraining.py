@@ -499,3 +499,76 @@ def test_an_outcome_is_json_whatever_it_holds() -> None:
         champion_sha256="0" * 64,
     )
     assert json.loads(json.dumps(outcome.to_json()))["rows"]["heldOut"] == 5
+
+
+def test_a_job_needs_only_args_retrain_and_the_operator_reads_its_termination_message(
+    champions: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the operator's env says (rollout.retraining.job_env) is what the command
+    does, and what it writes to the termination log is what the operator judges."""
+    from modelrollout.rollout.observed import RetrainingJobObservation
+    from modelrollout.rollout.retraining import judge
+
+    fresh = tmp_path / "fresh.csv"
+    world(200, NEW_WORLD, seed=7).to_csv(fresh, index=False)
+    termination = tmp_path / "termination-log"
+    env = {
+        "CHAMPION": str(champions["dataframe"]), "MARGIN": "0.0", "MIN_ROWS": "50",
+        "ORIGINAL": "champion", "METRIC": "f1", "OUTCOME_PATH": str(termination),
+        "MODEL": "curve", "ALIAS": "candidate", "TRIGGER": "Manual", "RUN": "1",
+        "DATA": str(fresh),
+    }  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(f"MODELROLLOUT_RETRAIN_{key}", value)
+    monkeypatch.chdir(tmp_path)
+
+    code, document, err = run_cli(capsys)
+    assert code == 0, err
+    assert document["metric"] == "f1_macro" and document["rows"]["original"] == 300
+    line = termination.read_text()
+    assert "\n" not in line and json.loads(line)["candidate"] == document["candidate"]
+    succeeded = RetrainingJobObservation(
+        "curve-retrain-1", 1, "Succeeded", exit_code=0, message=line
+    )
+    outcome, message, details = judge(succeeded)
+    assert outcome == "Accepted" and message.startswith("accepted")
+    assert details["champion"] == document["champion"]
+
+    # The command line wins over the env; a rejection is judged as one, with its figures.
+    code, document, _ = run_cli(capsys, "--margin", "-0.9")
+    assert code == 3 and not document["accepted"]
+    failed = RetrainingJobObservation(
+        "curve-retrain-2", 2, "Failed", exit_code=3, message=termination.read_text()
+    )
+    outcome, message, details = judge(failed)
+    assert outcome == "Rejected" and message.startswith("rejected")
+    assert details["candidate"]["f1_macro"] == document["candidate"]["f1_macro"]
+
+    # Nothing to train on: a bad-input failure the operator reports in words.
+    monkeypatch.delenv("MODELROLLOUT_RETRAIN_DATA")
+    code, document, _ = run_cli(capsys)
+    assert code == 2 and "MODELROLLOUT_RETRAIN_RECORDS" in document["error"]["message"]
+    crashed = RetrainingJobObservation(
+        "curve-retrain-3", 3, "Failed", exit_code=2, message=termination.read_text()
+    )
+    outcome, message, _ = judge(crashed)
+    assert outcome == "Failed" and "MODELROLLOUT_RETRAIN_RECORDS" in message
+    assert "{" not in message
+
+
+def test_the_termination_message_stays_whole_json_within_4096_bytes() -> None:
+    from modelrollout.cli.retrain import TERMINATION_MESSAGE_LIMIT, termination_message
+
+    document = {
+        "accepted": False, "metric": "accuracy", "candidate": {"accuracy": 0.5},
+        "champion": {"accuracy": 0.6}, "reason": "rejected: " + "x" * 9000,
+        "error": {"kind": "failure", "message": "y" * 9000},
+    }  # fmt: skip
+    line = termination_message(document)
+    assert len(line.encode()) <= TERMINATION_MESSAGE_LIMIT
+    parsed = json.loads(line)
+    assert parsed["reason"].startswith("rejected: xxx") and parsed["error"].startswith("yyy")
+    assert parsed["champion"] == {"accuracy": 0.6}

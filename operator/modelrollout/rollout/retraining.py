@@ -179,7 +179,10 @@ def judge(job: RetrainingJobObservation) -> tuple[RetrainingOutcome, str, dict[s
         return "Accepted", reason or "the candidate was registered", details
     if job.exit_code == REJECTED_EXIT_CODE and details:
         return "Rejected", reason or "the candidate was worse than the champion", details
-    said = str(details.get("error") or "") or (job.message.strip() if not details else "")
+    error = details.get("error")
+    if isinstance(error, dict):  # the full outcome document's {"kind", "message"}
+        error = error.get("message")
+    said = str(error or "") or (job.message.strip() if not details else "")
     parts = [p for p in (job.reason, job.detail, _exit(job.exit_code), said[:400]) if p]
     return "Failed", ": ".join(parts) or "the Job failed without saying why", details
 
