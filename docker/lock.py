@@ -6,8 +6,10 @@ virtualenv the tests ran in, at constraints.txt's versions):
 
 - docker/requirements-operator.txt: `modelrollout` alone (the operator, the
   kubectl plugin's commands), for the Dockerfile's `operator` target;
-- docker/requirements-modelserver.txt: `modelrollout[modelserver]` plus
-  onnxruntime (to serve ONNX artifacts), for the `modelserver` target.
+- docker/requirements-modelserver.txt: `modelrollout[registry]` (the model
+  server, and MLflow's client so the image's `modelrollout retrain` registers a
+  candidate) plus onnxruntime (to serve ONNX artifacts), for the `modelserver`
+  target.
 
     .venv/bin/python docker/lock.py          # writes both
     .venv/bin/python docker/lock.py --check  # exit 1 if either is stale
@@ -27,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 LOCKS: dict[str, list[tuple[str, frozenset[str]]]] = {
     "requirements-operator.txt": [("modelrollout", frozenset())],
     "requirements-modelserver.txt": [
-        ("modelrollout", frozenset({"modelserver"})),
+        ("modelrollout", frozenset({"registry"})),
         ("onnxruntime", frozenset()),
     ],
 }

@@ -70,8 +70,15 @@ def test_a_service_routes_only_to_ready_pods(kube: ClusterUnderTest, namespace: 
         ),
     )
     wait_for_pod_ready(core, namespace, "ready", START_SECONDS)
-    unready = core.read_namespaced_pod("unready", namespace)
-    assert unready.status.phase == "Running", "the unready pod runs; only its probe fails"
+
+    def running() -> Any:
+        # Its container may start after the other pod is Ready: wait for it, bounded.
+        pod = core.read_namespaced_pod("unready", namespace)
+        return pod if pod.status.phase == "Running" else None
+
+    unready = wait_for(running, timeout=START_SECONDS, what="the unready pod Running")
+    conditions = {c.type: c.status for c in unready.status.conditions or []}
+    assert conditions.get("Ready") != "True", "the unready pod runs; only its probe fails"
     cluster_ip = core.read_namespaced_service("web", namespace).spec.cluster_ip
     assert cluster_ip in _subnet_hosts(kube.cluster.network.service_cidr)
     # kube-proxy programs the ClusterIP shortly after the endpoint turns ready.

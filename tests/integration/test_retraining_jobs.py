@@ -6,7 +6,12 @@ user's training image, from the model-server image) reads what the operator told
 it and writes an outcome to its termination message: the first run says its
 candidate was worse (exit 3), the second crashes. The operator must report each
 as what it was (Rejected with both sides' metrics, Failed with the crash's last
-line), never touch what serves, and refuse a `retrain` while one runs.
+line), never touch what serves, and refuse a `retrain` while one runs. Then the
+reference image's own `modelrollout retrain` runs as the Job (`args: [retrain]`
+plus where the rows are): it fetches the champion the operator named from the
+registry, retrains, compares on the same held-out rows, registers the better
+candidate behind the tracked alias, and the operator reports the real figures and
+rolls version 2 out.
 
 The serving pods are KWOK's (they serve nothing; what is judged is the operator's
 work on Jobs); the model servers' and the training program's own behaviour is
@@ -26,9 +31,10 @@ from kubernetes import client
 from modelrollout.api import names as n
 from modelrollout.devenv.registry import RegistryServer
 from modelrollout.devenv.stack import RESTRICTED
+from modelserver.datasets import load_dataset
 from support.kube import ClusterUnderTest
 from support.operator import OperatorProcess, running_operator
-from support.packages import packaged_classifier
+from support.packages import TARGET, packaged_classifier
 from support.realnode import workload_image
 from support.rollouts import Rollouts, example
 
@@ -58,7 +64,9 @@ sys.exit(1)
 
 @pytest.fixture
 def registry(tmp_path: Path, kube: ClusterUnderTest) -> Iterator[RegistryServer]:
-    with RegistryServer(tmp_path / "mlflow") as server:
+    # One URL for the operator and the pods: the reference image's run fetches the
+    # champion from it.
+    with RegistryServer(tmp_path / "mlflow", kube.cluster.network) as server:
         yield server
 
 
@@ -147,3 +155,69 @@ def test_a_retrain_runs_a_job_whose_rejection_and_crash_are_reported_as_such(
     assert "code 1" in last["message"], last
     assert status["stableRevision"] == serving["stableRevision"], "what serves is unchanged"
     assert status["stableVersion"] == champion.version
+
+
+def test_the_reference_images_retrain_registers_a_better_candidate_that_then_rolls_out(
+    registry_operator: OperatorProcess,
+    registry: RegistryServer,
+    kube: ClusterUnderTest,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """`args: [retrain, --target, ...]`: everything else comes from the operator's env
+    (the champion, the registry and alias, min rows, the outcome path) and the
+    template's MODELROLLOUT_RETRAIN_DATA. The champion was fitted on bad labels, the
+    fresh rows are right: the candidate wins on the same held-out rows, is registered
+    behind the tracked alias, and the operator rolls it out like any new version."""
+    import pandas as pd
+
+    rollouts = Rollouts(registry_operator.cluster, namespace)
+    champion = packaged_classifier(tmp_path / "v1", label_bug=0.4)
+    first = champion.register(registry.url, MODEL, "candidate")
+    data = load_dataset("breast_cancer")
+    fresh = pd.DataFrame(data.X, columns=list(data.feature_names))
+    fresh[TARGET] = data.y
+    rollouts.core.create_namespaced_config_map(
+        namespace,
+        {"metadata": {"name": "fresh-rows"}, "data": {"fresh.csv": fresh.to_csv(index=False)}},
+    )
+    body = _retraining(kube, registry.url)
+    # The champion's own training labels are the bad ones: fresh rows only.
+    body["spec"]["retraining"]["includeOriginalData"] = False
+    pod_spec = body["spec"]["retraining"]["job"]["template"]["spec"]
+    pod_spec["volumes"] = [
+        {"name": "fresh", "configMap": {"name": "fresh-rows"}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    (container,) = pod_spec["containers"]
+    del container["command"]
+    container["args"] = ["retrain", "--target", TARGET]
+    container["env"] = [
+        {"name": "MODELROLLOUT_RETRAIN_DATA", "value": "/fresh/fresh.csv"},
+        {"name": "HOME", "value": "/tmp"},
+    ]
+    container["volumeMounts"] = [
+        {"name": "fresh", "mountPath": "/fresh", "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    rollouts.create(body)
+    rollouts.wait_phase("churn", "Healthy")
+
+    rollouts.cli("retrain", "churn")
+    status = rollouts.wait_status(
+        "churn", "run 1 reported", lambda s: _last(s).get("number") == 1, timeout=300
+    )
+    last = _last(status)
+    assert last["outcome"] == "Accepted", last
+    assert last["championVersion"] == first.version and last["metric"] == "accuracy"
+    assert last["message"].startswith("accepted"), last
+    # Real figures, on the same held-out rows, for both models.
+    assert set(last["candidate"]) == set(last["champion"]) == {"accuracy", "f1_macro"}
+    assert last["candidate"]["accuracy"] > last["champion"]["accuracy"], last
+    assert last["candidateVersion"] == "2"
+
+    # The candidate entered through the alias: a rollout to version 2, promoted.
+    status = rollouts.wait_status(
+        "churn", "version 2 promoted", lambda s: s.get("stableVersion") == "2", timeout=180
+    )
+    assert status["phase"] == "Healthy", status
