@@ -10,7 +10,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import requests
 from sklearn.linear_model import LogisticRegression
@@ -20,9 +19,8 @@ from sklearn.preprocessing import StandardScaler
 from modelrollout.devenv.ports import free_port
 from modelrollout.devenv.registry import RegistryServer
 from modelrollout.registry import MlflowRegistry, RegistryUnavailableError, VersionRejectedError
-from modelserver.datasets import load_dataset
 from modelserver.registration import RegistrationError, register
-from support.packages import TARGET, packaged_classifier
+from support.packages import TARGET, labelled_rows, packaged_classifier
 from support.rollouts import MODELROLLOUT
 
 pytestmark = pytest.mark.integration
@@ -38,9 +36,7 @@ def _training_files(directory: Path) -> tuple[Path, Path]:
     """A user's pipeline saved with skops and their training table as a CSV file."""
     import skops.io
 
-    data = load_dataset("breast_cancer")
-    frame = pd.DataFrame(data.X, columns=list(data.feature_names))
-    frame[TARGET] = data.y
+    frame = labelled_rows()
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
     pipeline.fit(frame.drop(columns=[TARGET]), frame[TARGET])
     directory.mkdir(parents=True)

@@ -15,14 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import requests
 
 from modelrollout.devenv.registry import RegistryServer
 from modelrollout.registry import MlflowRegistry, VersionRejectedError
-from modelserver.datasets import load_dataset
-from support.packages import TARGET, packaged_classifier
+from support.packages import TARGET, labelled_rows, packaged_classifier
 from support.rollouts import MODELROLLOUT
 
 pytestmark = pytest.mark.integration
@@ -37,10 +35,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
 
 
 def _fresh_rows(path: Path) -> Path:
-    data = load_dataset("breast_cancer")
-    frame = pd.DataFrame(data.X, columns=list(data.feature_names))
-    frame[TARGET] = data.y
-    frame.to_csv(path, index=False)
+    labelled_rows().to_csv(path, index=False)
     return path
 
 

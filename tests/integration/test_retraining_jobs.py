@@ -31,10 +31,9 @@ from kubernetes import client
 from modelrollout.api import names as n
 from modelrollout.devenv.registry import RegistryServer
 from modelrollout.devenv.stack import RESTRICTED
-from modelserver.datasets import load_dataset
 from support.kube import ClusterUnderTest
 from support.operator import OperatorProcess, running_operator
-from support.packages import TARGET, packaged_classifier
+from support.packages import TARGET, labelled_rows, packaged_classifier
 from support.realnode import workload_image
 from support.rollouts import Rollouts, example
 
@@ -169,14 +168,10 @@ def test_the_reference_images_retrain_registers_a_better_candidate_that_then_rol
     template's MODELROLLOUT_RETRAIN_DATA. The champion was fitted on bad labels, the
     fresh rows are right: the candidate wins on the same held-out rows, is registered
     behind the tracked alias, and the operator rolls it out like any new version."""
-    import pandas as pd
-
     rollouts = Rollouts(registry_operator.cluster, namespace)
     champion = packaged_classifier(tmp_path / "v1", label_bug=0.4)
     first = champion.register(registry.url, MODEL, "candidate")
-    data = load_dataset("breast_cancer")
-    fresh = pd.DataFrame(data.X, columns=list(data.feature_names))
-    fresh[TARGET] = data.y
+    fresh = labelled_rows()
     rollouts.core.create_namespaced_config_map(
         namespace,
         {"metadata": {"name": "fresh-rows"}, "data": {"fresh.csv": fresh.to_csv(index=False)}},

@@ -558,6 +558,12 @@ def test_a_job_needs_only_args_retrain_and_the_operator_reads_its_termination_me
     assert outcome == "Failed" and "MODELROLLOUT_RETRAIN_RECORDS" in message
     assert "{" not in message
 
+    # A variable the command cannot read is reported the same way.
+    monkeypatch.setenv("MODELROLLOUT_RETRAIN_MIN_ROWS", "many")
+    code, document, _ = run_cli(capsys)
+    assert code == 2 and "'many'" in document["error"]["message"]
+    assert "'many'" in json.loads(termination.read_text())["error"]
+
 
 def test_the_termination_message_stays_whole_json_within_4096_bytes() -> None:
     from modelrollout.cli.retrain import TERMINATION_MESSAGE_LIMIT, termination_message

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from modelserver.datasets import load_dataset
 from modelserver.packaging import Packaged, package
 from modelserver.registration import Registered, register
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DATASET = "breast_cancer"
 TARGET = "diagnosis"
@@ -30,20 +34,28 @@ class UserModel:
         return register(self.packaged.directory, name, tracking_uri=tracking_uri, alias=alias)
 
 
+def labelled_rows() -> pd.DataFrame:
+    """The classifier's dataset as a user's labelled table: its features, then TARGET."""
+    import pandas as pd
+
+    data = load_dataset(DATASET)
+    frame = pd.DataFrame(data.X, columns=list(data.feature_names))
+    frame[TARGET] = data.y
+    return frame
+
+
 def packaged_classifier(
     out: Path, *, c: float = 1.0, label_bug: float = 0.0, seed: int = 0
 ) -> UserModel:
     """A standardized logistic regression; `label_bug` relabels that share of the
     most common class as the other one (trained on bad labels: live accuracy drops,
     inputs look as usual)."""
-    import pandas as pd
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    data = load_dataset(DATASET)
-    frame = pd.DataFrame(data.X, columns=list(data.feature_names))
-    labels = data.y.copy()
+    frame = labelled_rows()
+    labels = frame[TARGET].to_numpy().copy()
     if label_bug:
         rng = np.random.default_rng(seed)
         classes, counts = np.unique(labels, return_counts=True)

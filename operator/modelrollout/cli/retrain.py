@@ -187,8 +187,10 @@ def handle(args: argparse.Namespace) -> int:
     try:
         _defaults_from_env(args, os.environ)
     except (ValueError, argparse.ArgumentTypeError) as error:
-        return _fail(EXIT_BAD_INPUT, str(error))
-    code, document = _train(args)
+        # --outcome-path is filled first, so even a bad variable reaches the operator.
+        code, document = _failure(EXIT_BAD_INPUT, str(error))
+    else:
+        code, document = _train(args)
     if args.outcome_path is not None:
         _write_termination_message(args.outcome_path, document)
     json.dump(document, sys.stdout, indent=1)

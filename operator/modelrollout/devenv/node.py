@@ -490,14 +490,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     def _remove_cgroups(self) -> None:
         for hierarchy in _cgroup_v1_hierarchies():
             group = hierarchy / self.cgroup_root.lstrip("/")
-            if not group.is_dir():
-                continue
-            # Deepest first (os.walk bottom-up), tolerating directories that vanish.
+            # Deepest first, the group itself last (os.walk bottom-up); a missing or
+            # vanishing directory is skipped.
             for directory, _, _ in os.walk(group, topdown=False):
                 with contextlib.suppress(OSError):
                     Path(directory).rmdir()
-            with contextlib.suppress(OSError):
-                group.rmdir()
 
     def leftovers(self) -> dict[str, list[str]]:
         """What of this node is still on the host: for tests that prove stop() is whole."""
