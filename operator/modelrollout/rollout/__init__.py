@@ -34,6 +34,15 @@ from modelrollout.rollout.observed import (
 from modelrollout.rollout.outcome import Event, Explanation, Plan
 from modelrollout.rollout.plan import invalid_spec, plan, unresolved_model
 from modelrollout.rollout.progress import with_deadline
+from modelrollout.rollout.retention import (
+    Retention,
+    RetentionPolicy,
+    StoredVersion,
+    Tracker,
+    decide,
+    parse_age,
+    protected_versions,
+)
 from modelrollout.rollout.retraining import REJECTED_EXIT_CODE, champion_version
 from modelrollout.rollout.stages import known_stage, step_timer
 from modelrollout.rollout.validation import spec_problems
@@ -55,6 +64,8 @@ __all__ = [
     "PodCause",
     "PodCauseKind",
     "PodsObservation",
+    "Retention",
+    "RetentionPolicy",
     "RetrainingJobObservation",
     "RetrainingJobState",
     "RevisionObservation",
@@ -62,11 +73,16 @@ __all__ = [
     "RunRetrainingJob",
     "ScaleRevision",
     "ServiceRole",
+    "StoredVersion",
+    "Tracker",
     "champion_version",
     "command_rejection",
+    "decide",
     "invalid_spec",
     "known_stage",
+    "parse_age",
     "plan",
+    "protected_versions",
     "request",
     "spec_problems",
     "stamp",
