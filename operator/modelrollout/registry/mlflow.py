@@ -1,8 +1,9 @@
 """A small client of MLflow's model-registry REST API (2.0), on requests.
 
 The operator needs four calls (read a version, read an alias, set an alias,
-and the tags that come with them); the MLflow client library would bring the
-whole tracking stack into the operator image for them. Calls block and are
+and the tags that come with them), `prune-registry` two more (list a model's
+versions with their aliases, delete one); the MLflow client library would bring
+the whole tracking stack into the operator image for them. Calls block and are
 bounded by a timeout; the reconcile that makes them is the retry. Credentials
 come from MLflow's own variables (MLFLOW_TRACKING_TOKEN, or
 MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD) and go only into the
@@ -14,11 +15,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
 from modelrollout.api import RegistryVersion
+from modelrollout.rollout import StoredVersion
 
 # The tags `modelrollout register` writes on every version (README: "Model registry").
 SHA256_TAG = "modelrollout.io/sha256"
@@ -30,6 +33,8 @@ METRIC_TAG_PREFIX = "modelrollout.io/metric."
 # must cost little.
 TIMEOUT_SECONDS = 10.0
 _API = "/api/2.0/mlflow"
+# A page of model-versions/search (MLflow's own default and ceiling are larger).
+PAGE_SIZE = 1000
 # MLflow says "no such model/alias" with one of these (the HTTP status varies by version).
 _NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
@@ -82,6 +87,52 @@ class MlflowRegistry:
         self._call(
             "POST", "/registered-models/alias", {"name": name, "alias": alias, "version": version}
         )
+
+    def versions(self, name: str, *, page_size: int = PAGE_SIZE) -> tuple[StoredVersion, ...]:
+        """Every version of registered model `name`, with the aliases pointing to it.
+
+        VersionRejectedError when there is no such model; RegistryUnavailableError
+        when an answer is not what MLflow answers (a prune must not decide on half
+        a list)."""
+        if "'" in name:
+            raise VersionRejectedError(
+                f"a registered model name with a quote cannot be searched: {name!r}"
+            )
+        model = self._call("GET", "/registered-models/get", {"name": name}).get("registered_model")
+        if not isinstance(model, dict):
+            raise RegistryUnavailableError(
+                f"MLflow registry at {self.uri} answered registered-models/get for {name!r} "
+                "without registered_model"
+            )
+        aliases: dict[str, list[str]] = {}
+        for entry in model.get("aliases") or []:
+            if isinstance(entry, dict) and entry.get("alias") and entry.get("version"):
+                aliases.setdefault(str(entry["version"]), []).append(str(entry["alias"]))
+        found: dict[str, StoredVersion] = {}
+        token = ""
+        while True:
+            params = {"filter": f"name='{name}'", "max_results": str(page_size)}
+            if token:
+                params["page_token"] = token
+            page = self._call("GET", "/model-versions/search", params)
+            for raw in page.get("model_versions") or []:
+                stored = _stored(raw, name, aliases, self.uri)
+                found[stored.version] = stored
+            token = str(page.get("next_page_token") or "")
+            if not token:
+                break
+        missing = sorted(set(aliases) - set(found))
+        if missing:
+            raise RegistryUnavailableError(
+                f"MLflow registry at {self.uri}: aliases of {name!r} point to versions "
+                f"{', '.join(missing)} that the search did not list; nothing decided"
+            )
+        return tuple(found.values())
+
+    def delete_version(self, name: str, version: str) -> None:
+        """Delete one model version. MLflow keeps the run that made it, and the
+        run's artifacts (the model files and the dataset snapshot)."""
+        self._call("DELETE", "/model-versions/delete", {"name": name, "version": version})
 
     def _call(self, method: str, path: str, params: dict[str, str]) -> dict[str, Any]:
         url = f"{self.uri}{_API}{path}"
@@ -159,6 +210,28 @@ def _record(answer: Mapping[str, Any], what: str) -> RegistryVersion:
         dataset_rows=_integer(tags.get(DATASET_ROWS_TAG)),
         task=tags.get(TASK_TAG) or None,
         metrics=_metrics(tags),
+    )
+
+
+def _stored(raw: object, name: str, aliases: Mapping[str, list[str]], uri: str) -> StoredVersion:
+    if not isinstance(raw, dict) or raw.get("name") != name:
+        raise RegistryUnavailableError(
+            f"MLflow registry at {uri} listed something other than a version of {name!r}"
+        )
+    version = str(raw.get("version", ""))
+    try:
+        created_ms = int(raw["creation_timestamp"])
+    except (KeyError, TypeError, ValueError):
+        raise RegistryUnavailableError(
+            f"MLflow registry at {uri}: version {version} of {name!r} has no creation time"
+        ) from None
+    listed = raw.get("aliases") or []
+    return StoredVersion(
+        version=version,
+        created_at=datetime.fromtimestamp(created_ms / 1000, tz=UTC),
+        # Newer servers list a version's aliases with it too; either says so.
+        aliases=tuple(dict.fromkeys([*aliases.get(version, ()), *map(str, listed)])),
+        status=str(raw.get("status") or "READY"),
     )
 
 
