@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -64,6 +65,28 @@ class Session:
             )
         except ApiException as error:
             raise explain(error, "list", None, self.namespace) from None
+        items: list[dict[str, Any]] = listing.get("items", [])
+        return items
+
+    def list_every_namespace(self) -> list[dict[str, Any]]:
+        """Every ModelDeployment in the cluster, or CliError: a caller that must know
+        all of them (prune-registry) gets no partial answer."""
+        try:
+            listing = cast(
+                "dict[str, Any]",
+                self.custom.list_cluster_custom_object(n.GROUP, n.VERSION, n.PLURAL),
+            )
+        except ApiException as error:
+            if error.status in (401, 403):
+                raise CliError(
+                    f"not allowed to list {n.PLURAL} in all namespaces: your account needs "
+                    f"RBAC 'list' on {n.PLURAL}.{n.GROUP} cluster-wide (the API server said: "
+                    f"{_reason(error)})",
+                    code=4,
+                ) from None
+            raise explain(error, "list", None, "*") from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise CliError(f"the Kubernetes API server cannot be reached: {error}") from None
         items: list[dict[str, Any]] = listing.get("items", [])
         return items
 
