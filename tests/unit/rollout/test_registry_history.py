@@ -47,3 +47,27 @@ def test_each_promotion_records_its_registry_version_and_undo_keeps_it() -> None
     serving = world.status.history[0]
     assert serving.source == "Undo"
     assert serving.registry == first  # the exact version, dataset and metrics it served
+
+
+def test_undo_to_an_older_revision_pins_its_registry_version_while_the_spec_resolves_newer() -> (
+    None
+):
+    world = deployed(make_spec())
+    versions = [_version("2", 0.91), _version("3", 0.94), _version("4", 0.95)]
+    for registered in versions:
+        _registry_rollout(world, registered)
+    newest_revision = world.status.stable_revision
+    oldest = next(e for e in world.status.history if e.registry == versions[0])
+    assert oldest.number != world.status.history[1].number  # not what a plain undo picks
+
+    world.send("undo", toRevision=oldest.number)
+    world.settle()
+    assert world.status.stable_version == "2"
+    assert world.status.stable_revision == oldest.revision
+    assert world.routes["main"] == oldest.revision
+    assert world.status.history[0].registry == versions[0]
+    # The spec still resolves to version 4: its revision is held, so version 2 stays
+    # served (and is what the champion alias moves to) until the spec or `retry`.
+    assert world.status.hold is not None and world.status.hold.revision == newest_revision
+    world.settle()
+    assert world.status.stable_version == "2" and world.replicas()[newest_revision] == 0
