@@ -1,6 +1,7 @@
 """The operator's side of an MLflow model registry: resolve what a
 ModelDeployment names (a version, or the version behind an alias) and move the
-champion alias to what it promoted (README: "Model registry")."""
+champion alias to what it promoted (README: "Model registry"); list and delete a
+model's versions for `prune-registry` (README: "Pruning the registry")."""
 
 from modelrollout.registry.mlflow import (
     DATASET_ROWS_TAG,
