@@ -16,6 +16,9 @@ packages=(
   gcc libc6-dev
   # benchmarks/modelserver_bench.py loads both model servers' REST with a tool neither wrote.
   wrk
+  # The local cluster's inference-records store (devenv/postgres.py): a PostgreSQL
+  # server run as an unprivileged user on a loopback port.
+  postgresql
 )
 missing=()
 for p in "${packages[@]}"; do

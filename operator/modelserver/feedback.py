@@ -7,11 +7,17 @@ and keeps live accuracy over a sliding window of labelled rows, so a model
 that is worse on today's data shows it within minutes of a rollout starting.
 A regressor's labels are numbers: each row's absolute error is kept instead,
 and the window gives live MAE and RMSE.
+
+With the inference-records store (modelserver.records) the label may be for a
+prediction another replica made: the service then passes the stored
+predictions in, and the trackers only score them. They are locked because that
+path runs in a worker thread while the event loop remembers new predictions.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,20 +47,33 @@ class RegressionFeedbackTracker:
         self._predictions: OrderedDict[str, tuple[float, ...]] = OrderedDict()
         self._errors: deque[float] = deque(maxlen=window)
         self._min_samples = min_samples
+        self._lock = threading.Lock()
 
     def remember(self, request_id: str, predictions: Sequence[object]) -> None:
-        self._predictions[request_id] = tuple(float(p) for p in predictions)  # type: ignore[arg-type]
-        self._predictions.move_to_end(request_id)
-        if len(self._predictions) > self._cache_size:
-            self._predictions.popitem(last=False)
+        with self._lock:
+            _remember(
+                self._predictions,
+                request_id,
+                tuple(float(p) for p in predictions),  # type: ignore[arg-type]
+                self._cache_size,
+            )
 
-    def score(self, request_id: str, labels: Sequence[object]) -> FeedbackResult:
-        predicted = _take(self._predictions, request_id, len(labels), self._cache_size)
+    def peek(self, request_id: str) -> tuple[object, ...] | None:
+        return self._predictions.get(request_id)
+
+    def score(
+        self, request_id: str, labels: Sequence[object], stored: Sequence[object] | None = None
+    ) -> FeedbackResult:
+        """Score labels against the remembered predictions, or against `stored` ones
+        (from the records store), which are then forgotten here too."""
+        with self._lock:
+            predicted = _take(self._predictions, request_id, labels, self._cache_size, stored)
         errors = tuple(
-            abs(float(truth) - guess)  # type: ignore[arg-type]
+            abs(float(truth) - float(guess))  # type: ignore[arg-type]
             for truth, guess in zip(labels, predicted, strict=True)
         )
-        self._errors.extend(errors)
+        with self._lock:
+            self._errors.extend(errors)
         return FeedbackResult(request_id, 0, 0, errors)
 
     def _ready(self) -> bool:
@@ -75,22 +94,43 @@ class RegressionFeedbackTracker:
         return math.sqrt(math.fsum(e * e for e in self._errors) / len(self._errors))
 
 
-def _take(remembered: OrderedDict[str, Any], request_id: str, labels: int, cache_size: int) -> Any:
-    """The remembered predictions of `request_id`, forgotten once taken (scored once:
-    a second post for the same id would double-count it)."""
-    predicted = remembered.get(request_id)
+def _remember(
+    remembered: OrderedDict[str, Any], request_id: str, predictions: Any, cache_size: int
+) -> None:
+    remembered[request_id] = predictions
+    remembered.move_to_end(request_id)
+    if len(remembered) > cache_size:
+        remembered.popitem(last=False)
+
+
+def check_label_count(
+    request_id: str, labels: Sequence[object], predicted: Sequence[object]
+) -> None:
+    if len(labels) != len(predicted):
+        raise InputError(
+            f"request {request_id!r} predicted {len(predicted)} rows but feedback has "
+            f"{len(labels)} labels",
+            kind="label_count",
+        )
+
+
+def _take(
+    remembered: OrderedDict[str, Any],
+    request_id: str,
+    labels: Sequence[object],
+    cache_size: int,
+    stored: Sequence[object] | None,
+) -> Any:
+    """The predictions of `request_id` (remembered, or `stored`), forgotten once taken
+    (scored once: a second post for the same id would double-count it)."""
+    predicted = remembered.get(request_id) if stored is None else stored
     if predicted is None:
         raise UnknownRequestError(
             f"no prediction remembered for request id {request_id!r}: it was never served "
             f"by this process or has been evicted (the last {cache_size} are kept)"
         )
-    if labels != len(predicted):
-        raise InputError(
-            f"request {request_id!r} predicted {len(predicted)} rows but feedback has "
-            f"{labels} labels",
-            kind="label_count",
-        )
-    del remembered[request_id]
+    check_label_count(request_id, labels, predicted)
+    remembered.pop(request_id, None)
     return predicted
 
 
@@ -101,25 +141,34 @@ class FeedbackTracker:
         self._outcomes: deque[bool] = deque(maxlen=window)
         self._correct_in_window = 0
         self._min_samples = min_samples
+        self._lock = threading.Lock()
 
     def remember(self, request_id: str, predictions: Sequence[object]) -> None:
         # Labels are compared as strings: JSON clients send 1 or "1" for the
         # same class, and class labels are strings in the profile anyway.
-        self._predictions[request_id] = tuple(str(p) for p in predictions)
-        self._predictions.move_to_end(request_id)
-        if len(self._predictions) > self._cache_size:
-            self._predictions.popitem(last=False)
+        with self._lock:
+            _remember(
+                self._predictions, request_id, tuple(str(p) for p in predictions), self._cache_size
+            )
 
-    def score(self, request_id: str, labels: Sequence[object]) -> FeedbackResult:
-        predicted = _take(self._predictions, request_id, len(labels), self._cache_size)
-        correct = 0
-        for truth, guess in zip(labels, predicted, strict=True):
-            hit = str(truth) == guess
-            correct += hit
-            if len(self._outcomes) == self._outcomes.maxlen:
-                self._correct_in_window -= self._outcomes[0]
-            self._outcomes.append(hit)
-            self._correct_in_window += hit
+    def peek(self, request_id: str) -> tuple[object, ...] | None:
+        return self._predictions.get(request_id)
+
+    def score(
+        self, request_id: str, labels: Sequence[object], stored: Sequence[object] | None = None
+    ) -> FeedbackResult:
+        """Score labels against the remembered predictions, or against `stored` ones
+        (from the records store), which are then forgotten here too."""
+        with self._lock:
+            predicted = _take(self._predictions, request_id, labels, self._cache_size, stored)
+            correct = 0
+            for truth, guess in zip(labels, predicted, strict=True):
+                hit = str(truth) == str(guess)
+                correct += hit
+                if len(self._outcomes) == self._outcomes.maxlen:
+                    self._correct_in_window -= self._outcomes[0]
+                self._outcomes.append(hit)
+                self._correct_in_window += hit
         return FeedbackResult(request_id, correct, len(labels) - correct)
 
     def accuracy(self) -> float | None:
@@ -130,9 +179,13 @@ class FeedbackTracker:
         return self._correct_in_window / n
 
 
-def parse_feedback(payload: object, numeric: bool = False) -> tuple[str, list[object]]:
-    """{"id": "<request id>", "labels": [one per row]} -> (id, labels); `numeric`: a
-    regressor's labels, finite numbers."""
+# Who labelled the rows: a downstream signal the client has, or a person reviewing.
+LABEL_SOURCES = ("client", "human")
+
+
+def parse_feedback(payload: object, numeric: bool = False) -> tuple[str, list[object], str]:
+    """{"id": "<request id>", "labels": [one per row], "source": "client"|"human"} ->
+    (id, labels, source); `numeric`: a regressor's labels, finite numbers."""
     if not isinstance(payload, dict):
         raise InputError(
             'feedback must be a JSON object: {"id": "...", "labels": [...]}', kind="bad_feedback"
@@ -143,6 +196,11 @@ def parse_feedback(payload: object, numeric: bool = False) -> tuple[str, list[ob
             "feedback needs the 'id' of the inference request it labels", kind="bad_feedback"
         )
     request_id = check_request_id(request_id, "feedback 'id'")
+    source = payload.get("source", "client")
+    if source not in LABEL_SOURCES:
+        raise InputError(
+            "feedback 'source' must be 'client' (the default) or 'human'", kind="bad_feedback"
+        )
     labels = payload.get("labels")
     if not isinstance(labels, list) or not labels:
         raise InputError(
@@ -156,11 +214,11 @@ def parse_feedback(payload: object, numeric: bool = False) -> tuple[str, list[ob
                     "each label must be a finite number: this model is a regressor",
                     kind="bad_feedback",
                 )
-        return request_id, labels
+        return request_id, labels, source
     for label in labels:
         if type(label) not in (str, int) or isinstance(label, bool):
             raise InputError("each label must be a string or an integer class", kind="bad_feedback")
-    return request_id, labels
+    return request_id, labels, source
 
 
 def _finite_number(value: object) -> bool:

@@ -20,6 +20,7 @@ goes back to the client alone.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from modelserver.inference import INTERNAL_ERROR, InferencePath
 from modelserver.inputs import InputError
 from modelserver.openapi import openapi_document
+from modelserver.records import REVIEW_LIMIT
 from modelserver.service import ModelService
 from modelserver.settings import Settings
 from modelserver.tensors import (
@@ -46,6 +48,7 @@ log = logging.getLogger("modelserver.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A response's JSON, and the binary tensor data that follows it (usually none).
 Reply = tuple[dict[str, Any], bytes]
+DEFAULT_REVIEW_LIMIT = 20
 
 
 def _json(
@@ -113,6 +116,7 @@ class HttpApi:
                 post("/v2/models/{name}/infer", self.infer),
                 post("/v2/models/{name}/versions/{version}/infer", self.infer),
                 post("/v2/models/{name}/feedback", self.feedback),
+                get("/v2/models/{name}/review", self.review),
                 get("/v1/models/{name:[^/:]+}", self.v1_model),
                 post("/v1/models/{name:[^/:]+}:predict", self.predict),
                 get("/metrics", self.metrics),
@@ -182,6 +186,9 @@ class HttpApi:
     async def feedback(self, request: web.Request) -> web.Response:
         return await self._serve(request, "feedback", self._feedback)
 
+    async def review(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "review", self._review)
+
     async def _serve(
         self,
         request: web.Request,
@@ -241,7 +248,28 @@ class HttpApi:
         self, request: web.Request, service: ModelService, request_id: str
     ) -> Reply:
         payload = parse_json(await _read_body(request, self.settings.max_body_bytes))
-        return service.score_feedback(payload), b""
+        if service.records is None:
+            return service.score_feedback(payload), b""
+        # The records store is a network call: off the event loop.
+        return await asyncio.to_thread(service.score_feedback, payload), b""
+
+    async def _review(self, request: web.Request, service: ModelService, request_id: str) -> Reply:
+        limit = review_limit(request.query.get("limit"))
+        return await asyncio.to_thread(service.review_sample, limit), b""
+
+
+def review_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_REVIEW_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= REVIEW_LIMIT:
+        raise InputError(
+            f"'limit' must be a whole number from 1 to {REVIEW_LIMIT}", kind="bad_limit"
+        )
+    return limit
 
 
 def served_by(request: web.Request, service: ModelService) -> dict[str, str]:

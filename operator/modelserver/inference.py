@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from modelserver.batching import MicroBatcher
 from modelserver.inputs import Decoded, InputError, check_request_id
+from modelserver.records import RecordStoreError
 from modelserver.service import (
     InjectedFaultError,
     ModelService,
@@ -107,6 +108,10 @@ class InferencePath:
             detail["kind"] = "unknown_request"
         except InjectedFaultError as exc:
             status, error = 500, str(exc)
+        except RecordStoreError as exc:
+            # Nothing was saved: the client keeps the label and retries.
+            status, error = 503, f"the inference-records store is unavailable, retry: {exc}"
+            detail["kind"] = "records_store_unavailable"
         except Exception:
             log.exception("%s failed", endpoint, extra=_logged_id(request_id, minted))
             status, error = 500, INTERNAL_ERROR

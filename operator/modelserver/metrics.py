@@ -181,6 +181,15 @@ class ServerMetrics:
         self._durations = {
             e: self.duration.labels(*self._values, e) for e in ("infer", "predict", "feedback")
         }
+        records = Counter(
+            "modelserver_records",
+            "Prediction rows for the inference-records store: written, or dropped (the "
+            "store was down or slow and the queue full, or it refused the rows).",
+            [*names, "outcome"],
+            registry=registry,
+        )
+        self.records_written = records.labels(*self._values, "written")
+        self.records_dropped = records.labels(*self._values, "dropped")
         self.live = LiveState(base)
         registry.register(self.live)
 

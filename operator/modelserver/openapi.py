@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from modelserver.inputs import REQUEST_ID_PATTERN
+from modelserver.records import REVIEW_LIMIT
 from modelserver.tensors import HEADER_LENGTH
 
 if TYPE_CHECKING:
@@ -35,10 +36,11 @@ def _responses(ok: str, *errors: int) -> dict[str, Any]:
     reasons = {
         400: "Malformed request; the error names the problem.",
         404: "Unknown model, version or request id.",
+        409: "Already labelled, or the server has no inference-records store.",
         413: "Body or batch larger than the server accepts.",
         422: "The model rejected otherwise valid input.",
         500: "Injected fault (MODELSERVER_FAULT_ERROR_RATE) or a server bug.",
-        503: "The model is not loaded yet.",
+        503: "The model is not loaded yet, or the inference-records store is unreachable.",
     }
     out: dict[str, Any] = {"200": {"description": "OK", "content": {JSON: {"schema": _ref(ok)}}}}
     for code in errors:
@@ -117,6 +119,20 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
         operation["responses"]["200"]["content"][BINARY] = {"schema": BINARY_BODY}
         return operation
 
+    feedback = op(
+        "Ground truth for an earlier request",
+        "FeedbackResponse",
+        [name_param],
+        "FeedbackRequest",
+    )
+    feedback["responses"].update(_responses("FeedbackResponse", 409))
+    limit_param = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": REVIEW_LIMIT},
+        "description": f"Requests to return (default 20, at most {REVIEW_LIMIT}).",
+    }
     infer = inference("Open Inference Protocol inference", [name_param])
     infer["requestBody"]["content"][JSON]["example"] = {"inputs": example_inputs}
     return {
@@ -138,13 +154,13 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
             "/v2/models/{name}/versions/{version}/infer": {
                 "post": inference("Inference", [name_param, version_param])
             },
-            "/v2/models/{name}/feedback": {
-                "post": op(
-                    "Ground truth for an earlier request",
-                    "FeedbackResponse",
-                    [name_param],
-                    "FeedbackRequest",
-                )
+            "/v2/models/{name}/feedback": {"post": feedback},
+            "/v2/models/{name}/review": {
+                "get": {
+                    "summary": "Recent unlabelled requests at random, for people to label",
+                    "parameters": [name_param, limit_param],
+                    "responses": _responses("ReviewSample", 400, 404, 409, 503),
+                }
             },
             "/v1/models/{name}": {"get": op("KServe V1 model status", "Object", [name_param])},
             "/v1/models/{name}:predict": {
@@ -259,12 +275,39 @@ def _schemas(regression: bool) -> dict[str, Any]:
             "required": ["id", "labels"],
             "properties": {
                 "id": REQUEST_ID,
+                "source": {
+                    "type": "string",
+                    "enum": ["client", "human"],
+                    "description": "Who labelled: a downstream signal (default) or a person.",
+                },
                 "labels": {
                     "type": "array",
                     # A regressor is labelled with numbers, a classifier with classes.
                     "items": {"type": "number"}
                     if regression
                     else {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                },
+            },
+        },
+        "ReviewSample": {
+            "type": "object",
+            "required": ["model_name", "features", "requests"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "features": {"type": "array", "items": {"type": "string"}},
+                "classes": {"type": "array", "items": {"type": "string"}},
+                "requests": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "model_version", "served_at", "rows"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "model_version": {"type": "string"},
+                            "served_at": {"type": "string"},
+                            "rows": {"type": "array", "items": _ref("Object")},
+                        },
+                    },
                 },
             },
         },

@@ -29,7 +29,6 @@ atomic, so a failure leaves no half-written package either.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import tempfile
 import threading
@@ -298,19 +297,24 @@ def _champion_dataset(directory: Path, document: dict[str, Any]) -> pd.DataFrame
 
 
 def labelled_records(dsn: str, model: str, *, since: datetime | None = None) -> pd.DataFrame:
-    """The labelled rows the inference-records store (modelserver.records, when installed)
-    holds for `model`: the features as sent and `label`, without the columns that describe
-    the request (RECORD_COLUMNS)."""
+    """The labelled rows the inference-records store (modelserver.records) holds for
+    `model`: the features as sent and `label`, without the columns that describe the
+    request (RECORD_COLUMNS)."""
+    from modelserver.records import RecordStore, RecordStoreError
+
+    store = RecordStore(dsn)
     try:
-        records = importlib.import_module("modelserver.records")
-    except ModuleNotFoundError as exc:
-        if exc.name != "modelserver.records":
-            raise
+        frame = store.labelled(model, since=since)
+    except RecordStoreError as exc:
+        raise RetrainError(f"cannot read the inference records: {exc}") from None
+    finally:
+        store.close()
+    if frame.empty:
+        after = f" served since {since.isoformat()}" if since is not None else ""
         raise RetrainError(
-            "reading fresh rows from the inference-records store needs modelserver.records, "
-            "which this installation does not have; give the rows as a file with --data"
-        ) from None
-    frame: pd.DataFrame = records.RecordStore(dsn).labelled(model, since=since)
+            f"the inference-records store ({store.where}) has no labelled rows of model "
+            f"{model!r}{after}: nothing to train on"
+        )
     return frame.drop(columns=[c for c in RECORD_COLUMNS if c in frame.columns])
 
 

@@ -44,6 +44,8 @@ BACKLOG = 1024
 TERMINATION_MESSAGE_BYTES = 4096
 # Seconds a stop waits for an interrupted download to clean up its partial file.
 STOP_WAIT_SECONDS = 5.0
+# Seconds the records writer has after SIGTERM to write what is still queued.
+RECORDS_STOP_SECONDS = 5.0
 
 
 def run(settings: Settings) -> int:
@@ -100,6 +102,8 @@ async def serve(settings: Settings, registry: CollectorRegistry | None = None) -
         service = await _load(settings, registry, stop)
         if service is None:
             return 0 if stop.is_set() else 1
+        if service.records is not None:
+            service.records.start()
         api.attach(service)
         log.info(
             "ready",
@@ -113,6 +117,9 @@ async def serve(settings: Settings, registry: CollectorRegistry | None = None) -
         await stop.wait()
         await _drain(api, settings.shutdown_drain_seconds)
         evaluator.cancel()
+        if service.records is not None:
+            # What was answered is written before the process goes (bounded).
+            await asyncio.to_thread(service.records.stop, RECORDS_STOP_SECONDS)
         log.info("stopping")
         return 0
     finally:

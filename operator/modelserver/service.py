@@ -28,11 +28,13 @@ from modelserver.feedback import (
     FeedbackTracker,
     RegressionFeedbackTracker,
     UnknownRequestError,
+    check_label_count,
     parse_feedback,
 )
 from modelserver.inputs import Decoded, InputError, InputSchema
 from modelserver.metrics import ServerMetrics
 from modelserver.profile import ProfileError, ReferenceProfile
+from modelserver.records import Identity, RecordStore, RecordWriter, sampled
 from modelserver.settings import Settings
 from modelserver.tensors import encode_raw
 
@@ -113,6 +115,23 @@ class ModelService:
         tracker = RegressionFeedbackTracker if self.regression else FeedbackTracker
         self.feedback: FeedbackTracker | RegressionFeedbackTracker = tracker(
             settings.feedback_cache_size, settings.feedback_window, settings.feedback_min_samples
+        )
+        self.records = (
+            RecordWriter(
+                RecordStore(settings.records_dsn),
+                Identity(settings.model_name, settings.model_version, settings.revision),
+                features=profile.feature_names,
+                regression=self.regression,
+                queue_rows=settings.records_queue_rows,
+                flush_seconds=settings.records_flush_seconds,
+                window=settings.feedback_window,
+                min_samples=settings.feedback_min_samples,
+                retention_seconds=settings.records_retention_hours * 3600.0,
+                on_written=self.metrics.records_written.inc,
+                on_dropped=self.metrics.records_dropped.inc,
+            )
+            if settings.records_dsn
+            else None
         )
         # Request ids: a per-process random prefix and a counter, unique across
         # replicas and cheaper than a uuid per request.
@@ -197,10 +216,14 @@ class ModelService:
         return results
 
     def _record(self, batch: Sequence[Decoded], results: Sequence[Prediction]) -> None:
+        records, rate = self.records, self.settings.records_sample_rate
         for d, r in zip(batch, results, strict=True):
             if d.unseen:
                 self.metrics.count_unseen(d.unseen)
-            self.feedback.remember(d.request_id, r.labels.tolist())
+            predictions = r.labels.tolist()
+            self.feedback.remember(d.request_id, predictions)
+            if records is not None and sampled(d.request_id, rate):
+                records.submit(d.request_id, d.matrix, predictions)
         if self.drift is not None:
             if len(batch) == 1:
                 self.drift.record(batch[0].numeric, batch[0].codes, results[0].labels)
@@ -257,9 +280,18 @@ class ModelService:
         return {"predictions": result.labels.tolist()}
 
     def score_feedback(self, payload: Any) -> dict[str, Any]:
-        request_id, labels = parse_feedback(payload, numeric=self.regression)
+        """Score a label for an earlier prediction. With the records store it is saved
+        there first (a worker thread runs this: the store is a network call), and the
+        prediction may be another replica's, read back from the store."""
+        request_id, labels, source = parse_feedback(payload, numeric=self.regression)
+        stored = None
+        # A request left out of the sample is scored from memory alone, like without a store.
+        if self.records is not None and sampled(request_id, self.settings.records_sample_rate):
+            stored = self._stored_predictions(request_id)
+            check_label_count(request_id, labels, stored)
+            self.records.store.add_labels(request_id, labels, source)
         try:
-            result = self.feedback.score(request_id, labels)
+            result = self.feedback.score(request_id, labels, stored)
         except UnknownRequestError:
             self.metrics.count_feedback("unknown_request", len(labels))
             raise
@@ -276,12 +308,51 @@ class ModelService:
         self.metrics.count_feedback("incorrect", result.incorrect)
         return {"id": request_id, "correct": result.correct, "incorrect": result.incorrect}
 
+    def _stored_predictions(self, request_id: str) -> tuple[object, ...]:
+        """The request's predictions: this replica's memory when it answered (its rows
+        may still be queued for the store), else the store's."""
+        assert self.records is not None
+        found = self.feedback.peek(request_id)
+        if found is None:
+            found = self.records.store.predictions(request_id)
+        if found is None:
+            self.metrics.count_feedback("unknown_request", 1)
+            raise UnknownRequestError(
+                f"no prediction recorded for request id {request_id!r}: it was never "
+                "served, its rows are not written yet (retry in a few seconds) or they are "
+                "past the retention limit"
+            )
+        return found
+
+    def review_sample(self, limit: int) -> dict[str, Any]:
+        """Recent unlabelled requests at random, for a person to label (`modelrollout
+        review`); needs the records store. A worker thread runs this."""
+        if self.records is None:
+            raise InputError(
+                "review needs the inference-records store (MODELSERVER_RECORDS_DSN): "
+                "this server keeps predictions only in its own memory",
+                status=409,
+                kind="no_records_store",
+            )
+        return {
+            "model_name": self.settings.model_name,
+            "features": list(self.profile.feature_names),
+            "classes": list(self.profile.classes),
+            "requests": self.records.store.review_sample(self.settings.model_name, limit),
+        }
+
     # -- monitoring --------------------------------------------------------------------------
 
     def evaluate(self) -> DriftSnapshot:
         """Run on a timer: refresh the drift and accuracy gauges."""
         snapshot = self.drift.evaluate() if self.drift is not None else DriftSnapshot(samples=0)
         self.metrics.live.snapshot = snapshot
+        if self.records is not None:
+            # Every replica's labelled rows of this revision, kept fresh by the writer.
+            live = self.records.ready()
+            self.metrics.live.accuracy = live.accuracy
+            self.metrics.live.mae, self.metrics.live.rmse = live.mae, live.rmse
+            return snapshot
         self.metrics.live.accuracy = self.feedback.accuracy()
         if isinstance(self.feedback, RegressionFeedbackTracker):
             self.metrics.live.mae = self.feedback.mae()

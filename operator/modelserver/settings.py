@@ -215,6 +215,33 @@ class Settings:
         default=50,
         metadata=_doc("Labelled rows before the accuracy gauge appears; fewer is too noisy."),
     )
+    # The inference-records store (modelserver.records), shared by every replica.
+    records_dsn: str = field(
+        default="",
+        metadata=_doc(
+            "PostgreSQL connection string of the inference-records store (give it from a "
+            "Secret); empty keeps feedback in this process's memory only."
+        ),
+    )
+    records_sample_rate: float = field(
+        default=1.0,
+        metadata=_doc("Fraction 0..1 of requests recorded, chosen by a hash of the request id."),
+    )
+    records_retention_hours: float = field(
+        default=720.0,
+        metadata=_doc("Rows older than this are deleted (30 days); 0 keeps them forever."),
+    )
+    records_queue_rows: int = field(
+        default=50_000,
+        metadata=_doc(
+            "Rows waiting to be written at most; past it requests are not recorded (counted "
+            "in modelserver_records_dropped_total), so a slow store never slows serving."
+        ),
+    )
+    records_flush_seconds: float = field(
+        default=1.0,
+        metadata=_doc("Seconds between batched writes, and between live-window refreshes."),
+    )
     # Fault injection, for rollout tests that need a misbehaving revision; off by default.
     fault_error_rate: float = field(
         default=0.0,
@@ -273,6 +300,13 @@ class Settings:
         for name in ("artifact_retries", "artifact_retry_backoff_seconds"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must not be negative")
+        if not 0.0 <= self.records_sample_rate <= 1.0:
+            raise SettingsError(f"{PREFIX}RECORDS_SAMPLE_RATE must be between 0 and 1")
+        if self.records_retention_hours < 0:
+            raise SettingsError(f"{PREFIX}RECORDS_RETENTION_HOURS must be 0 (forever) or more")
+        for name in ("records_queue_rows", "records_flush_seconds"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
         if self.artifact_token and self.artifact_token_file:
             raise SettingsError(
                 f"set {PREFIX}ARTIFACT_TOKEN or {PREFIX}ARTIFACT_TOKEN_FILE, not both"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from modelrollout.devenv.postgres import PostgresServer
 from modelserver.datasets import load_dataset
 from modelserver.training import train
 
@@ -41,3 +43,10 @@ def penguin_row() -> dict[str, Any]:
         f.name: (str(row[i]) if f.kind == "categorical" else float(row[i]))
         for i, f in enumerate(data.features)
     }
+
+
+@pytest.fixture(scope="session")
+def records_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL (Debian's) for the inference-records store, on loopback."""
+    with PostgresServer(tmp_path_factory.mktemp("records")) as server:
+        yield server.dsn

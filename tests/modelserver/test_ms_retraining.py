@@ -12,8 +12,6 @@ margin loses.
 from __future__ import annotations
 
 import json
-import sys
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ from modelrollout.devenv.ports import free_port
 from modelserver import artifact
 from modelserver.packaging import package
 from modelserver.retraining import (
-    RECORD_COLUMNS,
     RetrainError,
     RetrainOutcome,
     load_champion,
@@ -404,7 +401,7 @@ def test_the_command_refuses_bad_input_with_exit_2_and_writes_nothing(
         capsys, "--champion", str(champions["array"]), "--records", "sqlite:///r.db",
         "--model", "curve", "--out", str(out),
     )  # fmt: skip
-    assert code == 2 and "needs modelserver.records" in document["error"]["message"]
+    assert code == 2 and "cannot read the inference records" in document["error"]["message"]
     assert not out.exists()
 
     code, document, _ = run_cli(
@@ -419,43 +416,6 @@ def test_the_command_refuses_bad_input_with_exit_2_and_writes_nothing(
         capsys, "--champion", str(champions["array"]), "--data", str(fresh), "--out", str(out)
     )
     assert code == 2 and "is not empty" in document["error"]["message"]
-
-
-def test_fresh_rows_can_come_from_the_inference_records_store(
-    champions: dict[str, Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The store (modelserver.records, another change) is faked with its documented shape:
-    features as sent, then label, model_version, prediction, request_id, served_at."""
-    asked: list[tuple[str, str, Any]] = []
-
-    class RecordStore:
-        def __init__(self, dsn: str) -> None:
-            self.dsn = dsn
-
-        def labelled(self, model: str, since: Any = None, **_: Any) -> pd.DataFrame:
-            asked.append((self.dsn, model, since))
-            rows = world(200, NEW_WORLD, seed=7)
-            # A column the champion never saw would break a pipeline fitted on a DataFrame.
-            return rows.assign(
-                model_version="1", prediction="high", request_id="r", served_at="2026-01-01"
-            )
-
-    fake = types.ModuleType("modelserver.records")
-    fake.RecordStore = RecordStore  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "modelserver.records", fake)
-    code, document, err = run_cli(
-        capsys, "--champion", str(champions["dataframe"]), "--records", "postgresql://db/r",
-        "--model", "curve", "--since", "2026-01-01T00:00:00+00:00", "--out", str(tmp_path / "o"),
-    )  # fmt: skip
-    assert code == 0, err
-    assert asked[0][:2] == ("postgresql://db/r", "curve") and asked[0][2].year == 2026
-    assert document["rows"]["heldOut"] == 60
-    stored = pd.read_parquet(tmp_path / "o" / "candidate" / "data" / "train.parquet")
-    assert not set(RECORD_COLUMNS) & set(stored.columns)
-    assert list(stored.columns) == ["x1", "x2", "color", "label"]
 
 
 def test_an_unexpected_failure_is_exit_1_with_json_on_stdout(

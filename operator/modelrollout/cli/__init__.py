@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "package",
     "register",
     "retrain",
+    "review",
     "prune",
     "loadgen",
 )
