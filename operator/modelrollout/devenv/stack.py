@@ -33,6 +33,7 @@ from kubernetes import client, config
 from modelrollout.api import names as n
 from modelrollout.devenv.artifacts import ArtifactStore
 from modelrollout.devenv.cluster import LocalCluster, local_cluster
+from modelrollout.devenv.postgres import PostgresServer
 from modelrollout.devenv.processes import stop_on_signals, wait_for_signal
 from modelrollout.devenv.prometheus import (
     LocalPrometheus,
@@ -227,6 +228,7 @@ class ServingStack:
         self._prometheus_port = prometheus_port
         self._prometheus: LocalPrometheus | None = None
         self._registry: RegistryServer | None = None
+        self._records: PostgresServer | None = None
         self._traffic: list[Traffic] = []
 
     @property
@@ -268,6 +270,13 @@ class ServingStack:
             self._registry.start()
         return self._registry
 
+    def start_records(self) -> PostgresServer:
+        """The inference-records store (PostgreSQL), at one DSN for the pods and here."""
+        if self._records is None:
+            self._records = PostgresServer(self.workdir / "records", self.cluster.network)
+            self._records.start()
+        return self._records
+
     def stop_prometheus(self) -> None:
         if self._prometheus is not None:
             self._prometheus.stop()
@@ -306,6 +315,9 @@ class ServingStack:
         if self._registry is not None:
             self._registry.stop()
             self._registry = None
+        if self._records is not None:
+            self._records.stop()
+            self._records = None
 
     def server_logs(self, tail_lines: int = 60) -> str:
         """The end of each model-server container's log (and of its previous run,

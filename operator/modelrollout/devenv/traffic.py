@@ -9,7 +9,9 @@ what Prometheus scrapes from the pods is what these clients got.
 Requests come from the model server's load generator (bundled dataset rows,
 optional drift). A share of answered requests gets its true label posted back as
 feedback to the server that answered (the `X-Served-By` address it names), since
-only it remembers the prediction. Per model version (the `X-Model-Version`
+only it remembers the prediction; or, with the inference-records store
+(`feedback_via_service`), to the Service, any replica, `feedback_delay` seconds
+later, as labels that arrive later do. Per model version (the `X-Model-Version`
 header) it records status codes and the longest gap between successful answers,
 so a test can say the stable version never stopped serving; a request nobody
 answered counts under NO_ANSWER.
@@ -183,6 +185,8 @@ class Traffic:
         dataset: str = "wine",
         rate: float = 20.0,
         feedback_share: float = 0.0,
+        feedback_via_service: bool = False,
+        feedback_delay: float = 0.0,
         drift_shift: float = 0.0,
         concurrency: int = 8,
         seed: int = 0,
@@ -195,6 +199,8 @@ class Traffic:
         self.allowed = list(allowed)
         self.rate = rate
         self.feedback_share = feedback_share
+        self.feedback_via_service = feedback_via_service
+        self.feedback_delay = feedback_delay
         self.concurrency = concurrency
         self.duration = duration
         self.service_wait = service_wait
@@ -210,6 +216,7 @@ class Traffic:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._later: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._url = service_url(
@@ -295,6 +302,8 @@ class Traffic:
                     await self._send(session, self._pool[i % len(self._pool)])
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+            # Labels still due are posted (within feedback_delay) before the session closes.
+            await asyncio.gather(*self._later, return_exceptions=True)
 
     async def _send(self, session: aiohttp.ClientSession, item: Prepared) -> None:
         url = f"{self._url}/v2/models/{self.model}/infer"
@@ -311,6 +320,28 @@ class Traffic:
             code = error_code(error)
         self._record(version, code)
         if request_id and served_by and self._random.random() < self.feedback_share:
+            if self.feedback_via_service:
+                served_by = urlsplit(self._url).netloc
+            if self.feedback_delay <= 0:
+                await self._feedback(session, version, served_by, request_id, item)
+                return
+            # The label comes later, without holding up this worker's next request.
+            later = asyncio.create_task(
+                self._feedback_later(session, version, served_by, request_id, item)
+            )
+            self._later.add(later)
+            later.add_done_callback(self._later.discard)
+
+    async def _feedback_later(
+        self,
+        session: aiohttp.ClientSession,
+        version: str,
+        served_by: str,
+        request_id: str,
+        item: Prepared,
+    ) -> None:
+        await asyncio.sleep(self.feedback_delay)
+        if not self._stopping.is_set():
             await self._feedback(session, version, served_by, request_id, item)
 
     async def _feedback(
