@@ -56,9 +56,11 @@ def operator(
     namespace: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    """The real operator watching this test's namespace; its log is shown on failure."""
+    """The real operator watching this test's namespace; its log is shown on failure.
+    A module's OPERATOR_ENV adds to its environment (e.g. a faster registry poll)."""
     log_dir = tmp_path_factory.mktemp("operator")
-    with running_operator(crds, namespace, log_dir) as process:
+    env = getattr(request.module, "OPERATOR_ENV", None)
+    with running_operator(crds, namespace, log_dir, env) as process:
         yield process
     if request.node.stash.get(CALL_FAILED, False):
         print(f"--- operator log ({process.log_path}) ---\n{process.log()[-20000:]}")

@@ -16,15 +16,12 @@ serving. (One stack for both keeps a cold `make test` within its budget.)
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from modelrollout.devenv.stack import ServingStack, model_server_template
-from support.kube import ClusterUnderTest
-from support.operator import OperatorProcess, running_operator
 from support.packages import DATASET, REGRESSION_DATASET, packaged_classifier, packaged_regressor
 from support.rollouts import Rollouts
 from support.serving import (
@@ -36,22 +33,13 @@ from support.serving import (
 )
 
 pytestmark = pytest.mark.e2e
+# The real operator (tests/conftest.py) looks at tracked aliases every 2 s instead of 30.
+OPERATOR_ENV = {"MODELROLLOUT_REGISTRY_POLL_SECONDS": "2"}
 
 REGISTERED = "breast-cancer-model"
 MODEL = "breast-cancer"
 REGRESSOR_REGISTERED = "diabetes-progression"
 REGRESSOR = "diabetes"
-
-
-@pytest.fixture
-def operator(
-    crds: ClusterUnderTest, namespace: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    """The real operator, looking at tracked aliases every 2 s instead of 30."""
-    env = {"MODELROLLOUT_REGISTRY_POLL_SECONDS": "2"}
-    with running_operator(crds, namespace, tmp_path_factory.mktemp("operator"), env) as process:
-        yield process
-    print(f"--- operator log ---\n{process.log()[-20000:]}")
 
 
 def _alias(tracking_uri: str, alias: str) -> str | None:

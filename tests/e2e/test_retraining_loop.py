@@ -19,7 +19,6 @@ went: detection, the Job, the rollout.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,13 @@ from modelrollout.devenv.stack import (
     ServingStack,
     model_server_template,
 )
-from support.kube import ClusterUnderTest
-from support.operator import OperatorProcess, running_operator
 from support.packages import DATASET, packaged_classifier
 from support.rollouts import Rollouts
 from support.serving import ACCURACY_VS_STABLE, ERROR_RATE, RATE, wait_all_traffic_on
 
 pytestmark = pytest.mark.e2e
+# The real operator (tests/conftest.py) looks at tracked aliases every 2 s instead of 30.
+OPERATOR_ENV = {"MODELROLLOUT_REGISTRY_POLL_SECONDS": "2"}
 
 REGISTERED = "breast-cancer-model"
 MODEL = "breast-cancer"
@@ -48,17 +47,6 @@ RECORDS_ENV = {
     "name": "MODELSERVER_RECORDS_DSN",
     "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "dsn"}},
 }
-
-
-@pytest.fixture
-def operator(
-    crds: ClusterUnderTest, namespace: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    """The real operator, looking at tracked aliases every 2 s instead of 30."""
-    env = {"MODELROLLOUT_REGISTRY_POLL_SECONDS": "2"}
-    with running_operator(crds, namespace, tmp_path_factory.mktemp("operator"), env) as process:
-        yield process
-    print(f"--- operator log ---\n{process.log()[-20000:]}")
 
 
 def _model_deployment(stack: ServingStack, tracking_uri: str) -> dict[str, Any]:
