@@ -38,7 +38,7 @@ def demo_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     )  # fmt: skip
 
 
-def test_the_demo_promotes_v2_rolls_back_v3_and_demo_down_stops_everything(
+def test_the_demo_promotes_v2_rolls_back_v3_retrains_a_rotting_model_and_stops_cleanly(
     demo_env: dict[str, str],
 ) -> None:
     state = Path(demo_env["MODELROLLOUT_DEMO_DIR"])
@@ -59,6 +59,13 @@ def test_the_demo_promotes_v2_rolls_back_v3_and_demo_down_stops_everything(
     assert rolled_back.group(1) == "feature-drift" and rolled_back.group(3) == "max 0.25"
     assert float(rolled_back.group(2)) > 0.25
     assert "summary: stable v2" in told
+    # The loop: the accuracy drift, one Job that wins on held-out rows, the promotion.
+    assert re.search(r"drift: live-accuracy = 0\.[0-9]+ \(min 0\.9\)", told), told[-3000:]
+    assert re.search(r"Job \S+: Accepted: accepted", told), told[-3000:]
+    retrained = re.search(
+        r"diagnosis v2 \(retrained\) serves all traffic: accuracy ([0-9.]+) -> ([0-9.]+)", told
+    )
+    assert retrained and float(retrained.group(2)) > float(retrained.group(1)), told[-3000:]
     assert "export KUBECONFIG=" in told and "make demo-down" in told
     pids = [int((state / name).read_text()) for name in ("operator.pid", "stack.pid")]
 

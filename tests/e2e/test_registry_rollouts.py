@@ -22,7 +22,12 @@ import pytest
 import requests
 
 from modelrollout.devenv.stack import ServingStack, model_server_template
-from support.packages import DATASET, REGRESSION_DATASET, packaged_classifier, packaged_regressor
+from modelrollout.devenv.usermodels import (
+    DATASET,
+    REGRESSION_DATASET,
+    packaged_classifier,
+    packaged_regressor,
+)
 from support.rollouts import Rollouts
 from support.serving import (
     ACCURACY_VS_STABLE,

@@ -13,102 +13,26 @@ Job: the reference image's `modelrollout retrain` reads the labelled rows from
 the store, beats version 1 on the same held-out rows, and registers version 2
 behind the tracked alias. The operator canaries it, compares it live with
 version 1 (`accuracy-vs-stable`) and promotes it. The test prints where the time
-went: detection, the Job, the rollout.
+went: detection, the Job, the rollout. Then a run that fails (it asks for more
+rows than exist) is reported as Failed, and version 2 keeps all the traffic.
 """
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from modelrollout.devenv.stack import (
-    ACCURACY_QUERY,
-    RESTRICTED,
-    ServingStack,
-    model_server_template,
-)
-from support.packages import DATASET, packaged_classifier
+from modelrollout.devenv import retraining_story as story
+from modelrollout.devenv.stack import ServingStack
+from modelrollout.devenv.usermodels import DATASET, packaged_classifier
 from support.rollouts import Rollouts
-from support.serving import ACCURACY_VS_STABLE, ERROR_RATE, RATE, wait_all_traffic_on
+from support.serving import wait_all_traffic_on
 
 pytestmark = pytest.mark.e2e
-# The real operator (tests/conftest.py) looks at tracked aliases every 2 s instead of 30.
-OPERATOR_ENV = {"MODELROLLOUT_REGISTRY_POLL_SECONDS": "2"}
-
-REGISTERED = "breast-cancer-model"
-MODEL = "breast-cancer"
-SECRET = "inference-records"
-LIVE_ACCURACY = {"name": "live-accuracy", "query": ACCURACY_QUERY, "min": 0.9}
-RECORDS_ENV = {
-    "name": "MODELSERVER_RECORDS_DSN",
-    "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "dsn"}},
-}
-
-
-def _model_deployment(stack: ServingStack, tracking_uri: str) -> dict[str, Any]:
-    template = model_server_template(
-        stack.image, None, {"MODELSERVER_RECORDS_FLUSH_SECONDS": "0.5"}
-    )
-    template["spec"]["containers"][0]["env"].append(RECORDS_ENV)
-    train = {
-        "name": "train",
-        "image": stack.image,
-        "imagePullPolicy": "Never",
-        "args": ["retrain"],
-        "env": [
-            {**RECORDS_ENV, "name": "MODELROLLOUT_RETRAIN_RECORDS"},
-            {"name": "HOME", "value": "/tmp"},
-        ],
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        "securityContext": RESTRICTED,
-    }
-    return {
-        "apiVersion": "modelrollout.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": MODEL},
-        "spec": {
-            "replicas": 2,
-            "model": {
-                "name": MODEL,
-                "registry": {"name": REGISTERED, "alias": "candidate", "uri": tracking_uri},
-            },
-            "template": template,
-            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "10s"}}]}},
-            "analysis": {
-                "interval": "2s",
-                "failureLimit": 2,
-                "consecutiveErrorLimit": 100,
-                "onNoData": "Pause",
-                "prometheus": {"address": stack.prometheus.url},
-                "metrics": copy.deepcopy([ERROR_RATE, ACCURACY_VS_STABLE, LIVE_ACCURACY]),
-            },
-            "rollback": {"automatic": True},
-            "retraining": {
-                "job": {
-                    "template": {
-                        "spec": {
-                            "containers": [train],
-                            "volumes": [{"name": "tmp", "emptyDir": {}}],
-                        }
-                    },
-                    "activeDeadlineSeconds": 600,
-                },
-                "triggers": {"onDrift": True, "driftMetrics": ["live-accuracy"]},
-                # The champion's own training labels are the outdated ones.
-                "includeOriginalData": False,
-                "minRows": 200,
-            },
-        },
-    }
-
-
-def _seconds(start: datetime, end: str | datetime) -> float:
-    end_time = datetime.fromisoformat(end) if isinstance(end, str) else end
-    return (end_time - start).total_seconds()
+OPERATOR_ENV = story.OPERATOR_ENV
+MODEL = story.NAME
 
 
 def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
@@ -116,21 +40,18 @@ def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
 ) -> None:
     registry = stack.start_registry()
     records = stack.start_records()
-    rollouts.core.create_namespaced_secret(
-        rollouts.namespace,
-        {"metadata": {"name": SECRET}, "stringData": {"dsn": records.dsn}},
-    )
+    rollouts.core.create_namespaced_secret(rollouts.namespace, story.records_secret(records.dsn))
     first = packaged_classifier(tmp_path / "v1", label_bug=0.4).register(
-        registry.url, REGISTERED, "candidate"
+        registry.url, story.REGISTERED, story.ALIAS
     )
     assert first.version == "1"
-    rollouts.create(_model_deployment(stack, registry.url))
+    rollouts.create(story.manifest(stack.image, stack.prometheus.url, registry.url))
     rollouts.wait_phase(MODEL, "Healthy", timeout=240)
 
     onset = datetime.now(UTC)  # labelled traffic begins: the rot becomes measurable
     traffic = stack.traffic(
-        rollouts.namespace, MODEL, rate=RATE, dataset=DATASET, model=MODEL,
-        feedback_share=1.0, feedback_via_service=True, feedback_delay=2.0,
+        rollouts.namespace, MODEL, rate=story.RATE, dataset=DATASET, model=MODEL,
+        feedback_share=1.0, feedback_via_service=True, feedback_delay=story.LABEL_DELAY_SECONDS,
     )  # fmt: skip
     run = rollouts.wait_status(
         MODEL,
@@ -167,6 +88,24 @@ def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
     assert rollouts.get(MODEL)["metadata"]["generation"] == 1, "the spec was never edited"
     # The drift kept firing while the Job ran: recorded, never a second Job.
     assert status["retraining"]["runs"] == 1, status["retraining"]
+    times = story.figures(onset, last, serving_all)
+
+    # A run that fails is reported as such, and nothing serves differently: the
+    # training config asks for more labelled rows than the store holds.
+    rollouts.patch_spec(MODEL, {"retraining": {"minRows": 10_000_000}})
+    rollouts.cli("retrain", MODEL)
+    status = rollouts.wait_status(
+        MODEL,
+        "run 2 reported",
+        lambda s: ((s.get("retraining") or {}).get("last") or {}).get("number") == 2,
+        timeout=300,
+    )
+    failed = status["retraining"]["last"]
+    assert failed["outcome"] == "Failed" and failed["trigger"] == "Manual", failed
+    assert "10000000" in failed["message"], failed
+    assert status["stableVersion"] == "2" and status["phase"] == "Healthy", status
+    assert traffic.shares() == {"2": 1.0}, "all traffic stayed on version 2"
+
     answered = traffic.stats()
     traffic.stop()
     for version in ("1", "2"):
@@ -176,19 +115,4 @@ def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
     # Each label went to whichever replica the Service chose, and none was lost.
     refused = {c: k for v in answered.values() for c, k in v.feedback.items() if c != "200"}
     assert not refused, refused
-
-    promoted = next(h for h in status["history"] if h["revision"] == status["stableRevision"])
-    figures = {
-        "detection": _seconds(onset, last["triggeredAt"] or last["startedAt"]),
-        "job": _seconds(datetime.fromisoformat(last["startedAt"]), last["finishedAt"]),
-        "rollout": _seconds(datetime.fromisoformat(last["finishedAt"]), serving_all),
-        "total": _seconds(onset, serving_all),
-        "promotedAt": promoted.get("promotedAt"),
-    }
-    print(
-        "\n[e2e] retraining loop: live accuracy {:.3f} -> {:.3f} (held out); "
-        "detection {detection:.0f} s, Job {job:.0f} s, rollout {rollout:.0f} s, "
-        "drift onset to all traffic on the retrained model {total:.0f} s".format(
-            last["champion"]["accuracy"], last["candidate"]["accuracy"], **figures
-        )
-    )
+    print(f"\n[e2e] retraining loop: {story.summary(last, times)}")

@@ -18,9 +18,9 @@ from sklearn.preprocessing import StandardScaler
 
 from modelrollout.devenv.ports import free_port
 from modelrollout.devenv.registry import RegistryServer
+from modelrollout.devenv.usermodels import TARGET, labelled_rows, packaged_classifier
 from modelrollout.registry import MlflowRegistry, RegistryUnavailableError, VersionRejectedError
 from modelserver.registration import RegistrationError, register
-from support.packages import TARGET, labelled_rows, packaged_classifier
 from support.rollouts import MODELROLLOUT
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from modelrollout.devenv.registry import RegistryServer
+from modelrollout.devenv.usermodels import packaged_classifier
 from support.kube import ClusterUnderTest
 from support.operator import OperatorProcess, running_operator
-from support.packages import packaged_classifier
 from support.rollouts import Rollouts, example
 from support.waiting import wait_for
 

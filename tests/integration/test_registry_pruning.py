@@ -19,9 +19,9 @@ import requests
 from modelrollout.cli.prune import policy_of, prune_registry
 from modelrollout.devenv.ports import free_port
 from modelrollout.devenv.registry import RegistryServer
+from modelrollout.devenv.usermodels import UserModel, packaged_classifier
 from modelrollout.registry import MlflowRegistry, VersionRejectedError
 from modelserver.registration import Registered
-from support.packages import UserModel, packaged_classifier
 
 pytestmark = pytest.mark.integration
 

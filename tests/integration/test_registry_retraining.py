@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from modelrollout.devenv.registry import RegistryServer
+from modelrollout.devenv.usermodels import TARGET, labelled_rows, packaged_classifier
 from modelrollout.registry import MlflowRegistry, VersionRejectedError
-from support.packages import TARGET, labelled_rows, packaged_classifier
 from support.rollouts import MODELROLLOUT
 
 pytestmark = pytest.mark.integration

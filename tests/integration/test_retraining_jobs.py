@@ -31,9 +31,9 @@ from kubernetes import client
 from modelrollout.api import names as n
 from modelrollout.devenv.registry import RegistryServer
 from modelrollout.devenv.stack import RESTRICTED
+from modelrollout.devenv.usermodels import TARGET, labelled_rows, packaged_classifier
 from support.kube import ClusterUnderTest
 from support.operator import OperatorProcess, running_operator
-from support.packages import TARGET, labelled_rows, packaged_classifier
 from support.realnode import workload_image
 from support.rollouts import Rollouts, example
 

@@ -9,12 +9,19 @@ pods of the model-server image on the cluster's real node. Then it plays a
 story that nobody steers by hand: v1 deployed; v2, a better model, canaried
 under Prometheus analysis and promoted; v3, trained on data that no longer
 matches live traffic, canaried and rolled back automatically, with the metric
-and value that condemned it. It leaves everything running and says how to look
-around and how to tear it down.
+and value that condemned it. Then the loop (`retraining_story.py`): a model
+fitted on outdated labels, served from the embedded MLflow registry by replicas
+that record every request and its later label in the inference-records store
+(PostgreSQL); its live accuracy breaks the drift watch's bound, a retraining Job
+trains on those rows, beats it on the same held-out rows, registers version 2,
+which is canaried against it and promoted, with where the time went. It leaves
+everything running and says how to look around and how to tear it down.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -22,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -31,6 +39,7 @@ import yaml
 from kubernetes import client, config
 
 from modelrollout.api import names as n
+from modelrollout.devenv import retraining_story as story
 from modelrollout.devenv.cluster import DEFAULT_NAME, LocalCluster, local_cluster
 from modelrollout.devenv.ports import free_port
 from modelrollout.devenv.processes import stop_group
@@ -42,7 +51,7 @@ from modelrollout.devenv.stack import (
     train_variants,
 )
 from modelrollout.devenv.tools import REPO_ROOT
-from modelrollout.devenv.traffic import NO_ANSWER
+from modelrollout.devenv.traffic import NO_ANSWER, Traffic
 
 NAMESPACE = "demo"
 NAME = "fraud"
@@ -99,11 +108,14 @@ class Demo:
         api = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(cluster.kubeconfig)
         )
+        self.api = api
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
         self.operator: subprocess.Popen[bytes] | None = None
         self.prometheus = ""
         self.store = ""
+        self.registry = ""
+        self.records = ""
         self.models: dict[str, Artifact] = {}
 
     def cli(self, *args: str) -> str:
@@ -116,17 +128,17 @@ class Demo:
             raise RuntimeError(f"modelrollout {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
 
-    def status(self) -> dict[str, Any]:
+    def status(self, name: str = NAME) -> dict[str, Any]:
         body = cast(
             "dict[str, Any]",
-            self.custom.get_namespaced_custom_object(n.GROUP, n.VERSION, NAMESPACE, n.PLURAL, NAME),
+            self.custom.get_namespaced_custom_object(n.GROUP, n.VERSION, NAMESPACE, n.PLURAL, name),
         )
         return dict(body.get("status") or {})
 
-    def ready_pods(self) -> dict[str, int]:
+    def ready_pods(self, name: str = NAME) -> dict[str, int]:
         """Model version -> ready pods, for each revision that has any."""
         deployments = self.apps.list_namespaced_deployment(
-            NAMESPACE, label_selector=f"{n.LABEL_DEPLOYMENT}={NAME}"
+            NAMESPACE, label_selector=f"{n.LABEL_DEPLOYMENT}={name}"
         ).items
         ready: dict[str, int] = {}
         for d in deployments:
@@ -138,10 +150,11 @@ class Demo:
                 ready[version] = count
         return ready
 
-    def pods(self) -> str:
-        ready = self.ready_pods()
+    def pods(self, name: str = NAME, traffic: Traffic | None = None) -> str:
+        ready = self.ready_pods(name)
         pods = ", ".join(f"v{v}: {c} ready" for v, c in sorted(ready.items())) or "no pods"
-        return f"{pods} | traffic {self.traffic()}"
+        shares = traffic.shares() if traffic is not None else self.shares()
+        return f"{pods} | traffic {_shares(shares)}"
 
     def shares(self) -> dict[str, float]:
         """Model version -> share of the Service's answers over the last seconds."""
@@ -150,22 +163,20 @@ class Demo:
         except (OSError, ValueError, KeyError):
             return {}
 
-    def traffic(self) -> str:
-        shown = [
-            f"{'no answer' if v == NO_ANSWER else 'v' + v} {100 * s:.0f}%"
-            for v, s in self.shares().items()
-        ]
-        return " ".join(shown) or "starting"
-
-    def follow(self, done: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    def follow(
+        self,
+        done: Callable[[dict[str, Any]], bool],
+        what: str,
+        name: str = NAME,
+        traffic: Traffic | None = None,
+    ) -> dict[str, Any]:
         """Prints each new status message until `done`; fails after the stage timeout."""
         deadline = time.monotonic() + STAGE_TIMEOUT_SECONDS
         last = ""
         while True:
-            status = self.status()
-            line = (
-                f"{status.get('phase', 'Pending'):<11} {status.get('message', '')}  [{self.pods()}]"
-            )
+            status = self.status(name)
+            pods = self.pods(name, traffic)
+            line = f"{status.get('phase', 'Pending'):<11} {status.get('message', '')}  [{pods}]"
             # Shares move a little on every poll; print when the rollout moves.
             if line.split(" | traffic")[0] != last.split(" | traffic")[0]:
                 say("  " + line)
@@ -186,7 +197,7 @@ class Demo:
             [str(Path(sys.executable).parent / "modelrollout"), "run", "-n", NAMESPACE,
              "--standalone"],
             stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
+            env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), **story.OPERATOR_ENV},
             start_new_session=True,
         )  # fmt: skip
         (STATE / "operator.pid").write_text(str(self.operator.pid))
@@ -202,7 +213,7 @@ class Demo:
                  "-n", NAMESPACE, "--service", NAME, "--model", MODEL_NAME,
                  "--workdir", str(STACK_DIR), "--artifacts", str(MODELS_DIR),
                  "--prometheus-port", str(free_port()),
-                 "--rate", "30", "--feedback-share", "0.3"],
+                 "--rate", "30", "--feedback-share", "0.3", "--registry", "--records"],
                 stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
                 start_new_session=True,
@@ -216,6 +227,7 @@ class Demo:
             time.sleep(0.3)
         addresses = json.loads(started.read_text())
         self.prometheus, self.store = addresses["prometheus"], addresses["artifacts"]
+        self.registry, self.records = addresses["registry"], addresses["records"]
 
     def served(self, version: str) -> dict[str, Any]:
         images = self.cluster.node_images
@@ -245,10 +257,11 @@ class Demo:
         self.cluster.kubectl("create", "namespace", NAMESPACE, check=False)
         say(f"starting the operator (log: {STATE / 'operator.log'})")
         self.start_operator()
-        # A previous run's object goes first; the operator releases its finalizer.
+        # A previous run's objects go first; the operator releases their finalizers.
         self.cluster.kubectl(
-            "delete", n.PLURAL, NAME, "-n", NAMESPACE, "--ignore-not-found", "--timeout=60s"
-        )
+            "delete", n.PLURAL, NAME, story.NAME, "-n", NAMESPACE, "--ignore-not-found",
+            "--timeout=60s",
+        )  # fmt: skip
         say("training the models: v1 baseline tree, v2 better pipeline, v3 on stale data")
         self.models = train_variants(MODELS_DIR, variants=sorted(set(STORY.values())))
         for version, variant in STORY.items():
@@ -293,6 +306,7 @@ class Demo:
         print()
         print(self.cli("status", NAME))
         print(self.cli("history", NAME))
+        self.play_loop()
         kubeconfig = self.cluster.kubeconfig.resolve()
         print(
             "Look around:\n"
@@ -300,12 +314,86 @@ class Demo:
             f"  {self.cluster.tools.kubectl} get md,deploy,svc,pods -n {NAMESPACE} -o wide\n"
             f"  {self.cluster.tools.kubectl} logs -n {NAMESPACE} -l {n.LABEL_DEPLOYMENT}={NAME}\n"
             f"  .venv/bin/modelrollout status {NAME} -n {NAMESPACE} --watch\n"
+            f"  .venv/bin/modelrollout history {story.NAME} -n {NAMESPACE}\n"
+            f"  {self.cluster.tools.kubectl} get jobs -n {NAMESPACE}   # the retraining run\n"
             f"  {self.prometheus}/graph?g0.expr="
             "sum+by+(model_version)+(rate(modelserver_requests_total[30s]))\n"
             f"  cat {STACK_DIR / 'traffic.json'}   # what clients got, per version\n"
             "Tear down (operator, model servers, traffic, Prometheus, cluster):\n"
             "  make demo-down"
         )
+
+    def play_loop(self) -> None:
+        """The second story: the loop, from a rotting model to its retrained successor."""
+        say("the loop: a model that rots is retrained on its own labelled traffic")
+        say("  diagnosis v1: fitted when 40% of benign cases were labelled malignant; "
+            f"registered in MLflow ({self.registry}) behind '{story.ALIAS}'")  # fmt: skip
+        from modelrollout.devenv.usermodels import DATASET, packaged_classifier
+
+        champion = packaged_classifier(STATE / "diagnosis-v1", label_bug=0.4)
+        champion.register(self.registry, story.REGISTERED, story.ALIAS)
+        core = client.CoreV1Api(self.api)
+        with contextlib.suppress(client.ApiException):  # a previous run's
+            core.delete_namespaced_secret(story.RECORDS_SECRET, NAMESPACE)
+        core.create_namespaced_secret(NAMESPACE, story.records_secret(self.records))
+        images = self.cluster.node_images
+        assert images is not None, "the demo's cluster was started without images"
+        body = story.manifest(images.workload, self.prometheus, self.registry)
+        self.custom.create_namespaced_custom_object(n.GROUP, n.VERSION, NAMESPACE, n.PLURAL, body)
+        say("  2 replicas record every request and its later label in the inference-records "
+            "store (PostgreSQL); retraining is triggered by live-accuracy "
+            f"< {story.LIVE_ACCURACY_MIN}")  # fmt: skip
+        self.follow(lambda s: s.get("phase") == "Healthy", "diagnosis v1 to be Healthy",
+                    name=story.NAME)  # fmt: skip
+        allowed = [ipaddress.ip_network(r) for r in self.cluster.network.routed_ranges]
+        traffic = Traffic(
+            self.api, NAMESPACE, story.NAME, model=story.NAME, allowed=allowed,
+            dataset=DATASET, rate=story.RATE, feedback_share=1.0, feedback_via_service=True,
+            feedback_delay=story.LABEL_DELAY_SECONDS, duration=STAGE_TIMEOUT_SECONDS * 3,
+        )  # fmt: skip
+        onset = datetime.now(UTC)
+        traffic.start()
+        delay = story.LABEL_DELAY_SECONDS
+        say(f"  {story.RATE:.0f} req/s to diagnosis; each true label posted {delay:.0f} s "
+            "later through the Service (any replica)")  # fmt: skip
+        try:
+            status = self.follow(
+                lambda s: bool((s.get("retraining") or {}).get("active") or s.get("drift")),
+                "the drift watch to fire", name=story.NAME, traffic=traffic,
+            )  # fmt: skip
+            drift = status.get("drift") or {}
+            say(f"  drift: {drift.get('metric')} = {drift.get('value') or 0:.3f} "
+                f"({drift.get('threshold')}) on the stable version")  # fmt: skip
+            status = self.follow(
+                lambda s: ((s.get("retraining") or {}).get("last") or {}).get("number") == 1,
+                "the retraining Job to finish", name=story.NAME, traffic=traffic,
+            )  # fmt: skip
+            run = status["retraining"]["last"]
+            say(f"  Job {run['job']}: {run['outcome']}: {run['message']}")
+            if run["outcome"] != "Accepted":
+                raise RuntimeError(
+                    f"the retraining run ended {run['outcome']}: {run['message']} "
+                    f"(kubectl logs -n {NAMESPACE} job/{run['job']})"
+                )
+            status = self.follow(
+                lambda s: s.get("stableVersion") == "2" and s.get("phase") == "Healthy"
+                and set(self.ready_pods(story.NAME)) == {"2"},
+                "diagnosis v2 to be promoted", name=story.NAME, traffic=traffic,
+            )  # fmt: skip
+            serving_all = datetime.now(UTC)
+        finally:
+            traffic.stop()
+        say(f"diagnosis v2 (retrained) serves all traffic: "
+            f"{story.summary(run, story.figures(onset, run, serving_all))}")  # fmt: skip
+        print()
+        print(self.cli("history", story.NAME))
+
+
+def _shares(shares: dict[str, float]) -> str:
+    shown = [
+        f"{'no answer' if v == NO_ANSWER else 'v' + v} {100 * s:.0f}%" for v, s in shares.items()
+    ]
+    return " ".join(shown) or "starting"
 
 
 def install_crds(cluster: LocalCluster) -> None:

@@ -16,7 +16,6 @@ the foreground until SIGTERM or Ctrl-C. Dev and test tooling, not the operator.
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import shutil
@@ -29,7 +28,7 @@ from types import TracebackType
 
 from modelrollout.devenv import network as net
 from modelrollout.devenv.ports import free_port
-from modelrollout.devenv.processes import stop_group, stop_on_signals, wait_for_signal
+from modelrollout.devenv.processes import serve_until_signalled, stop_group
 
 READY_TIMEOUT_SECONDS = 60.0
 BIND_ATTEMPTS = 3
@@ -209,23 +208,13 @@ def _accepts(port: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return serve_until_signalled(
+        argv,
         prog="python -m modelrollout.devenv.postgres",
         description="The local cluster's inference-records store (PostgreSQL), until stopped.",
+        server=PostgresServer,
+        announce=lambda it: f"MODELSERVER_RECORDS_DSN={it.dsn}",
     )
-    parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--cluster", help="also reachable from this local cluster's pods")
-    args = parser.parse_args(argv)
-    stop_on_signals()
-    network = None
-    if args.cluster:
-        from modelrollout.devenv.cluster import local_cluster
-
-        network = local_cluster(args.cluster, with_images=False).network
-    with PostgresServer(args.workdir, network) as server:
-        print(f"MODELSERVER_RECORDS_DSN={server.dsn}", flush=True)
-        wait_for_signal()
-    return 0
 
 
 if __name__ == "__main__":

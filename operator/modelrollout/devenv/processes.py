@@ -4,12 +4,21 @@ stops what it started the same way."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from modelrollout.devenv.network import NodeNetwork
+
+Server = TypeVar("Server")
 
 
 def pid_alive(pid: int) -> bool:
@@ -65,3 +74,30 @@ def wait_for_signal() -> None:
     with contextlib.suppress(KeyboardInterrupt):
         while True:
             time.sleep(3600)
+
+
+def serve_until_signalled(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    server: Callable[[Path, NodeNetwork | None], AbstractContextManager[Server]],
+    announce: Callable[[Server], str],
+) -> int:
+    """The command of a local server (the registry, the records store): `--workdir
+    DIR [--cluster NAME]`, runs until SIGTERM or Ctrl-C, and prints `announce(it)`
+    (its address) once it is up."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--cluster", help="also reachable from this local cluster's pods")
+    args = parser.parse_args(argv)
+    stop_on_signals()
+    network = None
+    if args.cluster:
+        from modelrollout.devenv.cluster import local_cluster
+
+        network = local_cluster(args.cluster, with_images=False).network
+    with server(args.workdir, network) as running:
+        print(announce(running), flush=True)
+        wait_for_signal()
+    return 0

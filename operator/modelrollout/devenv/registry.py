@@ -15,7 +15,6 @@ the foreground until SIGTERM or Ctrl-C. Dev and test tooling, not the operator.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import importlib.metadata
 import subprocess
@@ -29,7 +28,7 @@ from types import TracebackType
 from modelrollout.devenv import network as net
 from modelrollout.devenv.node import _cache_root
 from modelrollout.devenv.ports import free_port
-from modelrollout.devenv.processes import stop_group, stop_on_signals, wait_for_signal
+from modelrollout.devenv.processes import serve_until_signalled, stop_group
 
 # Seconds for a cold start: the first start migrates the SQLite schema.
 READY_TIMEOUT_SECONDS = 120.0
@@ -160,23 +159,13 @@ class RegistryServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return serve_until_signalled(
+        argv,
         prog="python -m modelrollout.devenv.registry",
         description="The local cluster's MLflow model registry, until stopped.",
+        server=RegistryServer,
+        announce=lambda it: f"MLFLOW_TRACKING_URI={it.url}",
     )
-    parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--cluster", help="also reachable from this local cluster's pods")
-    args = parser.parse_args(argv)
-    stop_on_signals()
-    network = None
-    if args.cluster:
-        from modelrollout.devenv.cluster import local_cluster
-
-        network = local_cluster(args.cluster, with_images=False).network
-    with RegistryServer(args.workdir, network) as server:
-        print(f"MLFLOW_TRACKING_URI={server.url}", flush=True)
-        wait_for_signal()
-    return 0
 
 
 if __name__ == "__main__":

@@ -373,6 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second")
     parser.add_argument("--feedback-share", type=float, default=0.3)
     parser.add_argument("--duration", type=float, default=3600.0, help="seconds of traffic")
+    parser.add_argument(
+        "--registry", action="store_true", help="also run the MLflow model registry"
+    )
+    parser.add_argument(
+        "--records", action="store_true", help="also run the inference-records store"
+    )
     args = parser.parse_args(argv)
     stop_on_signals()
     extra = {"workdir": args.workdir_of_clusters} if args.workdir_of_clusters else {}
@@ -386,10 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     stack.start()
     try:
-        _write_json(
-            args.workdir / "stack.json",
-            {"prometheus": stack.prometheus.url, "artifacts": stack.store.url},
-        )
+        started = {"prometheus": stack.prometheus.url, "artifacts": stack.store.url}
+        if args.registry:
+            started["registry"] = stack.start_registry().url
+        if args.records:
+            # The DSN carries the store's password: the file is the user's alone.
+            started["records"] = stack.start_records().dsn
+        _write_json(args.workdir / "stack.json", started)
         print(f"prometheus={stack.prometheus.url} artifacts={stack.store.url}", flush=True)
         # The ModelDeployment comes after the stack; traffic waits for its Service.
         traffic = stack.traffic(
@@ -418,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _write_json(path: Path, body: dict[str, Any]) -> None:
     partial = path.with_name(f".{path.name}.tmp")
+    partial.touch(mode=0o600)
     partial.write_text(json.dumps(body))
     partial.replace(path)
 

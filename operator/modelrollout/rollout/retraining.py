@@ -92,6 +92,13 @@ def step(ctx: Context, status: ModelDeploymentStatus) -> Step:
     return Step(new_status, tuple(events), tuple(actions), _requeue(ctx, spec, current))
 
 
+def retrains_on(spec: Retraining | None, metric: str) -> bool:
+    """Whether drift of analysis metric `metric` starts a retraining run."""
+    if spec is None or not spec.triggers.on_drift:
+        return False
+    return not spec.triggers.drift_metrics or metric in spec.triggers.drift_metrics
+
+
 def champion_version(status: ModelDeploymentStatus) -> str | None:
     """The registry version of the revision serving all traffic, if it came from one."""
     entry = next((e for e in status.history if e.revision == status.stable_revision), None)
@@ -305,10 +312,9 @@ def _triggers(
     drift = status.drift
     running = current.active
     if (
-        spec.triggers.on_drift
-        and drift is not None
+        drift is not None
+        and retrains_on(spec, drift.metric)
         and drift.revision == status.stable_revision
-        and (not spec.triggers.drift_metrics or drift.metric in spec.triggers.drift_metrics)
         # The drift the running Job was started for is not a new trigger.
         and not (running and running.trigger == "Drift" and running.triggered_at == drift.since)
     ):

@@ -9,6 +9,7 @@ from modelrollout.rollout import clock, measurement, transitions
 from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.observed import SERVICE_ROLES
 from modelrollout.rollout.outcome import Event, Explanation, Settled, Transition
+from modelrollout.rollout.retraining import retrains_on
 
 if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus, Phase
@@ -100,7 +101,11 @@ def serving(ctx: Context, status: ModelDeploymentStatus) -> Settled:
                 Reason.DRIFTED,
                 f"revision {stable} (version {version}) serves all traffic, {counts}; "
                 f"drifting since {clock.stamp(drift.since)}: {drift.message}. "
-                "Roll out a corrected model to replace it",
+                + (
+                    "Retraining runs on it (status.retraining)"
+                    if retrains_on(ctx.spec.retraining, drift.metric)
+                    else "Roll out a corrected model to replace it"
+                ),
             ),
         )
     else:

@@ -224,6 +224,21 @@ def test_drift_of_a_metric_not_listed_starts_nothing() -> None:
     assert len(world.started) == 1
 
 
+def test_the_drift_message_says_whether_retraining_takes_it_on() -> None:
+    world = _serving(triggers={"driftMetrics": ["live-accuracy"]})
+    _drift(world, metric="feature-drift")
+    world.plan()
+    assert "Roll out a corrected model" in world.status.message
+    world.wait(30)
+    world.verdicts["feature-drift"] = MetricVerdict(
+        "pass", world.now, revision=world.status.stable_revision
+    )
+    world.plan()
+    _drift(world, metric="live-accuracy")
+    world.plan()
+    assert "Retraining runs on it (status.retraining)" in world.status.message
+
+
 def test_finished_jobs_beyond_the_history_limit_are_deleted() -> None:
     world = _serving(historyLimit=1, coolDown="0s")
     for number in (1, 2):

@@ -1,9 +1,10 @@
-"""A user's own models for the registry tests: pipelines fitted in the test on a
-dataset a package ships (scikit-learn's breast cancer table for a classifier,
-its diabetes table for a regressor, with the column names the traffic generator
-sends), packaged with `modelserver.packaging.package`
-and registered with `modelserver.registration.register`, as a data scientist
-would from a notebook. Not one of `modelrollout train`'s variants."""
+"""A user's own models, for the registry tests and the demo's retraining story:
+pipelines fitted on a dataset a package ships (scikit-learn's breast cancer table
+for a classifier, its diabetes table for a regressor, with the column names the
+traffic generator sends), packaged with `modelserver.packaging.package` and
+registered with `modelserver.registration.register`, as a data scientist would
+from a notebook. Not one of `modelrollout train`'s variants. Dev and test
+tooling, not the operator."""
 
 from __future__ import annotations
 
