@@ -98,7 +98,8 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def policy_of(keep: int, younger_than: str | None) -> RetentionPolicy:
-    from modelrollout.rollout import RetentionPolicy, parse_age
+    from modelrollout.api.durations import parse_age
+    from modelrollout.rollout import RetentionPolicy
 
     try:
         age = parse_age(younger_than) if younger_than else None

@@ -40,7 +40,6 @@ from modelrollout.rollout.retention import (
     StoredVersion,
     Tracker,
     decide,
-    parse_age,
     protected_versions,
 )
 from modelrollout.rollout.retraining import REJECTED_EXIT_CODE, champion_version
@@ -80,7 +79,6 @@ __all__ = [
     "decide",
     "invalid_spec",
     "known_stage",
-    "parse_age",
     "plan",
     "protected_versions",
     "request",

@@ -12,7 +12,6 @@ younger than a duration) only chooses among the rest.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,9 +23,6 @@ if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentStatus
 
 READY: Final = "READY"
-_AGE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:d|h|m|s))+$")
-_AGE_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(d|h|m|s)")
-_AGE_UNIT_SECONDS: Final = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 @dataclass(frozen=True)
@@ -72,17 +68,6 @@ class Retention:
     delete: bool
     protected: bool
     reasons: tuple[str, ...]
-
-
-def parse_age(text: str) -> timedelta:
-    """A duration such as "30d", "12h", "1d12h" or "90m"; ValueError says what is wrong."""
-    if not _AGE.fullmatch(text):
-        raise ValueError(
-            f"{text!r} is not a duration: use numbers with a unit d, h, m or s, "
-            'e.g. "30d", "12h", "1d12h"'
-        )
-    seconds = sum(float(n) * _AGE_UNIT_SECONDS[unit] for n, unit in _AGE_PART.findall(text))
-    return timedelta(seconds=seconds)
 
 
 def protected_versions(model: str, trackers: Iterable[Tracker]) -> dict[str, tuple[str, ...]]:

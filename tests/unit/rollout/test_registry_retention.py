@@ -16,13 +16,13 @@ from modelrollout.api import (
     RetrainingRun,
     RetrainingStatus,
 )
+from modelrollout.api.durations import parse_age
 from modelrollout.rollout import (
     Retention,
     RetentionPolicy,
     StoredVersion,
     Tracker,
     decide,
-    parse_age,
     protected_versions,
 )
 
