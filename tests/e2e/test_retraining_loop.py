@@ -1,20 +1,21 @@
-"""The whole loop on real pods: a model that rots is retrained on the labels its
-own traffic collected, and the better model replaces it without anyone editing
-anything.
+"""The whole loop on real pods: a model whose world has moved is retrained on the
+labels its own traffic collected, and the better model replaces it without anyone
+editing anything.
 
-Version 1 was fitted when 40% of the benign cases were labelled malignant; today
-the labels are right (the world's labelling moved on: concept drift, the inputs
-look as usual). Two replicas serve it from the registry and record every request
-in the inference-records store (a real PostgreSQL); clients post the true label
-of each answer two seconds later, through the Service, so it reaches any replica.
-Live accuracy, computed from the joined rows of both replicas, sits near 0.80;
-the drift watch's `live-accuracy` bound (0.9) fails, which starts one retraining
-Job: the reference image's `modelrollout retrain` reads the labelled rows from
-the store, beats version 1 on the same held-out rows, and registers version 2
-behind the tracked alias. The operator canaries it, compares it live with
-version 1 (`accuracy-vs-stable`) and promotes it. The test prints where the time
-went: detection, the Job, the rollout. Then a run that fails (it asks for more
-rows than exist) is reported as Failed, and version 2 keeps all the traffic.
+Version 1 was fitted on the breast-cancer table as it was. Today every feature of
+the traffic is one standard deviation higher (the load generator's shift), while
+each row's diagnosis is what it was. Two replicas serve version 1 from the
+registry and record every request in the inference-records store (a real
+PostgreSQL); clients post each answer's true label two seconds later, through the
+Service, so it reaches any replica. Input drift and live accuracy (computed from
+the joined rows of both replicas) fail the drift watch's bounds, which starts one
+retraining Job: the reference image's `modelrollout retrain` reads today's
+labelled rows from the store, beats version 1 on the same held-out rows, and
+registers version 2 behind the tracked alias. The operator canaries it, checks
+its input drift against its own profile, compares it live with version 1
+(`accuracy-vs-stable`) and promotes it. The test prints where the time went:
+detection, the Job, the rollout. Then a run that fails (it asks for more rows
+than exist) is reported as Failed, and version 2 keeps all the traffic.
 """
 
 from __future__ import annotations
@@ -41,21 +42,22 @@ def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
     registry = stack.start_registry()
     records = stack.start_records()
     rollouts.core.create_namespaced_secret(rollouts.namespace, story.records_secret(records.dsn))
-    first = packaged_classifier(tmp_path / "v1", label_bug=0.4).register(
+    first = packaged_classifier(tmp_path / "v1").register(
         registry.url, story.REGISTERED, story.ALIAS
     )
     assert first.version == "1"
     rollouts.create(story.manifest(stack.image, stack.prometheus.url, registry.url))
     rollouts.wait_phase(MODEL, "Healthy", timeout=240)
 
-    onset = datetime.now(UTC)  # labelled traffic begins: the rot becomes measurable
+    onset = datetime.now(UTC)  # today's traffic reaches version 1: the drift begins
     traffic = stack.traffic(
         rollouts.namespace, MODEL, rate=story.RATE, dataset=DATASET, model=MODEL,
-        feedback_share=1.0, feedback_via_service=True, feedback_delay=story.LABEL_DELAY_SECONDS,
+        drift_shift=story.DRIFT_SHIFT, feedback_share=1.0, feedback_via_service=True,
+        feedback_delay=story.LABEL_DELAY_SECONDS,
     )  # fmt: skip
     run = rollouts.wait_status(
         MODEL,
-        "a retraining run started by the accuracy drift",
+        "a retraining run started by the drift",
         lambda s: (
             ((s.get("retraining") or {}).get("active") or {}).get("trigger") is not None
             or ((s.get("retraining") or {}).get("last") or {}).get("number") == 1
@@ -64,7 +66,8 @@ def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
     )
     retraining = run["retraining"]
     started = retraining.get("active") or retraining["last"]
-    assert started["trigger"] == "Drift" and "live-accuracy" in started["cause"], started
+    assert started["trigger"] == "Drift", started
+    assert any(metric in started["cause"] for metric in story.DRIFT_METRICS), started
 
     status = rollouts.wait_status(
         MODEL,
@@ -75,7 +78,7 @@ def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
     last = status["retraining"]["last"]
     assert last["outcome"] == "Accepted", last
     assert last["championVersion"] == "1" and last["candidateVersion"] == "2", last
-    assert last["candidate"]["accuracy"] > last["champion"]["accuracy"] + 0.1, last
+    assert last["candidate"]["accuracy"] > last["champion"]["accuracy"] + 0.3, last
 
     status = rollouts.wait_status(
         MODEL,
@@ -115,4 +118,4 @@ def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
     # Each label went to whichever replica the Service chose, and none was lost.
     refused = {c: k for v in answered.values() for c, k in v.feedback.items() if c != "200"}
     assert not refused, refused
-    print(f"\n[e2e] retraining loop: {story.summary(last, times)}")
+    print(f"\n[e2e] retraining loop, started by {started['cause']}: {story.summary(last, times)}")

@@ -295,3 +295,23 @@ def test_modelrollout_review_posts_peoples_labels_from_the_terminal_and_from_a_c
             (list(served),),
         ).fetchall()
     assert dict(sources) == {"human": 5}
+
+
+def test_a_regressors_live_error_is_computed_from_the_joined_rows(records_dsn: str) -> None:
+    """Live MAE and RMSE of one revision: its labelled rows only, whoever answered."""
+    from modelserver.records import Identity
+
+    store = RecordStore(records_dsn)
+    store.create_schema()
+    predicted = {"r-1": 10.0, "r-2": 20.0, "r-3": 30.0}
+    store.write(
+        [(i, 0, "curve", "1", "abc", "{}", json.dumps(p)) for i, p in predicted.items()]
+        # Another revision's row, wildly off, is not this revision's error.
+        + [("other-rev", 0, "curve", "1", "def", "{}", "0.0")]
+    )
+    for request_id, truth in (("r-1", 12.0), ("r-2", 16.0), ("other-rev", 1000.0)):
+        store.add_labels(request_id, [truth], "client")
+    live = store.live(Identity("curve", "1", "abc"), window=100, regression=True)
+    assert live.rows == 2 and live.accuracy is None  # r-3 has no label yet
+    assert live.mae == pytest.approx(3.0) and live.rmse == pytest.approx((10.0) ** 0.5)
+    store.close()

@@ -10,11 +10,12 @@ story that nobody steers by hand: v1 deployed; v2, a better model, canaried
 under Prometheus analysis and promoted; v3, trained on data that no longer
 matches live traffic, canaried and rolled back automatically, with the metric
 and value that condemned it. Then the loop (`retraining_story.py`): a model
-fitted on outdated labels, served from the embedded MLflow registry by replicas
-that record every request and its later label in the inference-records store
-(PostgreSQL); its live accuracy breaks the drift watch's bound, a retraining Job
-trains on those rows, beats it on the same held-out rows, registers version 2,
-which is canaried against it and promoted, with where the time went. It leaves
+served from the embedded MLflow registry by replicas that record every request
+and its later label in the inference-records store (PostgreSQL) meets traffic
+that has moved; input drift and live accuracy break the drift watch's bounds, a
+retraining Job trains on today's labelled rows, beats it on the same held-out
+rows, registers version 2, which is canaried against it and promoted, with where
+the time went. It leaves
 everything running and says how to look around and how to tear it down.
 """
 
@@ -326,11 +327,11 @@ class Demo:
     def play_loop(self) -> None:
         """The second story: the loop, from a rotting model to its retrained successor."""
         say("the loop: a model that rots is retrained on its own labelled traffic")
-        say("  diagnosis v1: fitted when 40% of benign cases were labelled malignant; "
+        say("  diagnosis v1: fitted on the breast-cancer table as it was; "
             f"registered in MLflow ({self.registry}) behind '{story.ALIAS}'")  # fmt: skip
         from modelrollout.devenv.usermodels import DATASET, packaged_classifier
 
-        champion = packaged_classifier(STATE / "diagnosis-v1", label_bug=0.4)
+        champion = packaged_classifier(STATE / "diagnosis-v1")
         champion.register(self.registry, story.REGISTERED, story.ALIAS)
         core = client.CoreV1Api(self.api)
         with contextlib.suppress(client.ApiException):  # a previous run's
@@ -340,22 +341,27 @@ class Demo:
         assert images is not None, "the demo's cluster was started without images"
         body = story.manifest(images.workload, self.prometheus, self.registry)
         self.custom.create_namespaced_custom_object(n.GROUP, n.VERSION, NAMESPACE, n.PLURAL, body)
+        bounds = (
+            f"feature-drift > {story.FEATURE_DRIFT_MAX} or live-accuracy < "
+            f"{story.LIVE_ACCURACY_MIN}"
+        )
         say("  2 replicas record every request and its later label in the inference-records "
-            "store (PostgreSQL); retraining is triggered by live-accuracy "
-            f"< {story.LIVE_ACCURACY_MIN}")  # fmt: skip
+            f"store (PostgreSQL); retraining is triggered by {bounds}")  # fmt: skip
         self.follow(lambda s: s.get("phase") == "Healthy", "diagnosis v1 to be Healthy",
                     name=story.NAME)  # fmt: skip
         allowed = [ipaddress.ip_network(r) for r in self.cluster.network.routed_ranges]
         traffic = Traffic(
             self.api, NAMESPACE, story.NAME, model=story.NAME, allowed=allowed,
-            dataset=DATASET, rate=story.RATE, feedback_share=1.0, feedback_via_service=True,
+            dataset=DATASET, rate=story.RATE, drift_shift=story.DRIFT_SHIFT,
+            feedback_share=1.0, feedback_via_service=True,
             feedback_delay=story.LABEL_DELAY_SECONDS, duration=STAGE_TIMEOUT_SECONDS * 3,
         )  # fmt: skip
         onset = datetime.now(UTC)
         traffic.start()
         delay = story.LABEL_DELAY_SECONDS
-        say(f"  {story.RATE:.0f} req/s to diagnosis; each true label posted {delay:.0f} s "
-            "later through the Service (any replica)")  # fmt: skip
+        say(f"  today's traffic, {story.RATE:.0f} req/s: every feature {story.DRIFT_SHIFT:g} "
+            f"std higher than in training; each true label posted {delay:.0f} s later "
+            "through the Service (any replica)")  # fmt: skip
         try:
             status = self.follow(
                 lambda s: bool((s.get("retraining") or {}).get("active") or s.get("drift")),

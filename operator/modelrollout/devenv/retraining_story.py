@@ -2,11 +2,14 @@
 the end-to-end test that proves it (tests/e2e/test_retraining_loop.py), so the
 demo plays exactly what the test checks.
 
-A breast-cancer classifier served from the registry by two replicas that record
-every request in the inference-records store (the DSN from a Secret); the drift
-watch's `live-accuracy` bound starts a retraining Job, the reference image's
-`modelrollout retrain`, which reads its rows from the same store; analysis at
-demo speed against the stack's Prometheus. Dev and test tooling, not the operator.
+A breast-cancer classifier, fitted on the table as it was, served from the
+registry by two replicas that record every request in the inference-records
+store (the DSN from a Secret). Today's traffic has moved: every feature is one
+standard deviation higher (the load generator's shift), while the diagnosis of
+each row is what it was. Input drift and live accuracy both show it; the drift
+watch starts a retraining Job, the reference image's `modelrollout retrain`,
+which reads today's labelled rows from the same store. Analysis at demo speed
+against the stack's Prometheus. Dev and test tooling, not the operator.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from kubernetes import client
 
 from modelrollout.devenv.stack import (
     ACCURACY_QUERY,
+    DRIFT_QUERY,
     RESTRICTED,
     error_rate_query,
     model_server_template,
@@ -31,8 +35,11 @@ ALIAS = "candidate"
 RECORDS_SECRET = "inference-records"  # noqa: S105 - a Secret's name, not a password
 # The pod's /tmp (an emptyDir): where the candidate is packaged, and MLflow's HOME.
 POD_TMP = "/tmp"  # noqa: S108 - inside the training pod
-# The drift watch's bound: version 1 (fitted on outdated labels) is near 0.80.
+# How far today's traffic has moved, in standard deviations of each feature.
+DRIFT_SHIFT = 1.0
+# The drift watch's bounds: version 1 on today's traffic is far below this accuracy.
 LIVE_ACCURACY_MIN = 0.9
+FEATURE_DRIFT_MAX = 0.25
 # Clients post each answer's true label this many seconds later, through the Service.
 LABEL_DELAY_SECONDS = 2.0
 # Requests per second the story's clients send.
@@ -40,9 +47,12 @@ RATE = 30.0
 # How the operator is told to look at tracked aliases (default 30 s) in the story.
 OPERATOR_ENV = {"MODELROLLOUT_REGISTRY_POLL_SECONDS": "2"}
 
+# Either of them failing on the stable version starts a run.
+DRIFT_METRICS = ["feature-drift", "live-accuracy"]
 _RECORDS = {"secretKeyRef": {"name": RECORDS_SECRET, "key": "dsn"}}
 METRICS = [
     {"name": "error-rate", "query": error_rate_query("10s"), "max": 0.05},
+    {"name": "feature-drift", "query": DRIFT_QUERY, "max": FEATURE_DRIFT_MAX},
     {
         "name": "accuracy-vs-stable",
         "query": ACCURACY_QUERY,
@@ -109,8 +119,8 @@ def manifest(image: str, prometheus: str, tracking_uri: str) -> dict[str, Any]:
                     },
                     "activeDeadlineSeconds": 600,
                 },
-                "triggers": {"onDrift": True, "driftMetrics": ["live-accuracy"]},
-                # The champion's own training labels are the outdated ones.
+                "triggers": {"onDrift": True, "driftMetrics": DRIFT_METRICS},
+                # The champion's training set is the world as it was.
                 "includeOriginalData": False,
                 # The drift watch fires within seconds of labelled traffic: at 30 req/s
                 # the store holds a few hundred labelled rows by then.
