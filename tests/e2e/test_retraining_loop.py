@@ -7,12 +7,12 @@ the traffic is one standard deviation higher (the load generator's shift), while
 each row's diagnosis is what it was. Two replicas serve version 1 from the
 registry and record every request in the inference-records store (a real
 PostgreSQL); clients post each answer's true label two seconds later, through the
-Service, so it reaches any replica. Input drift and live accuracy (computed from
-the joined rows of both replicas) fail the drift watch's bounds, which starts one
+Service, so it reaches any replica. Live accuracy (computed from the joined rows
+of both replicas) fails the drift watch's bound, which starts one
 retraining Job: the reference image's `modelrollout retrain` reads today's
 labelled rows from the store, beats version 1 on the same held-out rows, and
-registers version 2 behind the tracked alias. The operator canaries it, checks
-its input drift against its own profile, compares it live with version 1
+registers version 2 behind the tracked alias. The operator canaries it, compares
+it live with version 1
 (`accuracy-vs-stable`) and promotes it. The test prints where the time went:
 detection, the Job, the rollout. Then a run that fails (it asks for more rows
 than exist) is reported as Failed, and version 2 keeps all the traffic.
