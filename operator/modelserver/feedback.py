@@ -21,7 +21,6 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from modelserver.inputs import InputError, check_request_id
 
@@ -43,31 +42,20 @@ class RegressionFeedbackTracker:
     """Live error of numeric predictions: absolute errors over a window of labelled rows."""
 
     def __init__(self, cache_size: int, window: int, min_samples: int) -> None:
-        self._cache_size = cache_size
-        self._predictions: OrderedDict[str, tuple[float, ...]] = OrderedDict()
+        self.predictions = RememberedPredictions(cache_size)
         self._errors: deque[float] = deque(maxlen=window)
         self._min_samples = min_samples
         self._lock = threading.Lock()
 
     def remember(self, request_id: str, predictions: Sequence[object]) -> None:
-        with self._lock:
-            _remember(
-                self._predictions,
-                request_id,
-                tuple(float(p) for p in predictions),  # type: ignore[arg-type]
-                self._cache_size,
-            )
-
-    def peek(self, request_id: str) -> tuple[object, ...] | None:
-        return self._predictions.get(request_id)
+        self.predictions.remember(request_id, tuple(float(p) for p in predictions))  # type: ignore[arg-type]
 
     def score(
         self, request_id: str, labels: Sequence[object], stored: Sequence[object] | None = None
     ) -> FeedbackResult:
         """Score labels against the remembered predictions, or against `stored` ones
         (from the records store), which are then forgotten here too."""
-        with self._lock:
-            predicted = _take(self._predictions, request_id, labels, self._cache_size, stored)
+        predicted = self.predictions.take(request_id, labels, stored)
         errors = tuple(
             abs(float(truth) - float(guess))  # type: ignore[arg-type]
             for truth, guess in zip(labels, predicted, strict=True)
@@ -94,15 +82,6 @@ class RegressionFeedbackTracker:
         return math.sqrt(math.fsum(e * e for e in self._errors) / len(self._errors))
 
 
-def _remember(
-    remembered: OrderedDict[str, Any], request_id: str, predictions: Any, cache_size: int
-) -> None:
-    remembered[request_id] = predictions
-    remembered.move_to_end(request_id)
-    if len(remembered) > cache_size:
-        remembered.popitem(last=False)
-
-
 def check_label_count(
     request_id: str, labels: Sequence[object], predicted: Sequence[object]
 ) -> None:
@@ -114,30 +93,46 @@ def check_label_count(
         )
 
 
-def _take(
-    remembered: OrderedDict[str, Any],
-    request_id: str,
-    labels: Sequence[object],
-    cache_size: int,
-    stored: Sequence[object] | None,
-) -> Any:
-    """The predictions of `request_id` (remembered, or `stored`), forgotten once taken
-    (scored once: a second post for the same id would double-count it)."""
-    predicted = remembered.get(request_id) if stored is None else stored
-    if predicted is None:
-        raise UnknownRequestError(
-            f"no prediction remembered for request id {request_id!r}: it was never served "
-            f"by this process or has been evicted (the last {cache_size} are kept)"
-        )
-    check_label_count(request_id, labels, predicted)
-    remembered.pop(request_id, None)
-    return predicted
+class RememberedPredictions:
+    """The last `cache_size` requests' predictions, for scoring their labels: an LRU
+    map, locked (the event loop remembers while a worker thread may take)."""
+
+    def __init__(self, cache_size: int) -> None:
+        self._cache_size = cache_size
+        self._remembered: OrderedDict[str, tuple[object, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, request_id: str, predictions: tuple[object, ...]) -> None:
+        with self._lock:
+            self._remembered[request_id] = predictions
+            self._remembered.move_to_end(request_id)
+            if len(self._remembered) > self._cache_size:
+                self._remembered.popitem(last=False)
+
+    def peek(self, request_id: str) -> tuple[object, ...] | None:
+        return self._remembered.get(request_id)
+
+    def take(
+        self, request_id: str, labels: Sequence[object], stored: Sequence[object] | None
+    ) -> Sequence[object]:
+        """The predictions of `request_id` (remembered, or `stored`), forgotten once
+        taken (scored once: a second post for the same id would double-count it)."""
+        with self._lock:
+            predicted = self._remembered.get(request_id) if stored is None else stored
+            if predicted is None:
+                raise UnknownRequestError(
+                    f"no prediction remembered for request id {request_id!r}: it was never "
+                    f"served by this process or has been evicted (the last "
+                    f"{self._cache_size} are kept)"
+                )
+            check_label_count(request_id, labels, predicted)
+            self._remembered.pop(request_id, None)
+            return predicted
 
 
 class FeedbackTracker:
     def __init__(self, cache_size: int, window: int, min_samples: int) -> None:
-        self._cache_size = cache_size
-        self._predictions: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self.predictions = RememberedPredictions(cache_size)
         self._outcomes: deque[bool] = deque(maxlen=window)
         self._correct_in_window = 0
         self._min_samples = min_samples
@@ -146,21 +141,15 @@ class FeedbackTracker:
     def remember(self, request_id: str, predictions: Sequence[object]) -> None:
         # Labels are compared as strings: JSON clients send 1 or "1" for the
         # same class, and class labels are strings in the profile anyway.
-        with self._lock:
-            _remember(
-                self._predictions, request_id, tuple(str(p) for p in predictions), self._cache_size
-            )
-
-    def peek(self, request_id: str) -> tuple[object, ...] | None:
-        return self._predictions.get(request_id)
+        self.predictions.remember(request_id, tuple(str(p) for p in predictions))
 
     def score(
         self, request_id: str, labels: Sequence[object], stored: Sequence[object] | None = None
     ) -> FeedbackResult:
         """Score labels against the remembered predictions, or against `stored` ones
         (from the records store), which are then forgotten here too."""
+        predicted = self.predictions.take(request_id, labels, stored)
         with self._lock:
-            predicted = _take(self._predictions, request_id, labels, self._cache_size, stored)
             correct = 0
             for truth, guess in zip(labels, predicted, strict=True):
                 hit = str(truth) == str(guess)

@@ -367,8 +367,6 @@ class RecordWriter:
         self._on_written = on_written or (lambda n: None)
         self._on_dropped = on_dropped or (lambda n: None)
         self._stop = threading.Event()
-        self._idle = threading.Condition()
-        self._pending = 0
         self.live = LiveWindow(0)
         self.healthy = False
         self._thread = threading.Thread(target=self._run, name="modelserver-records", daemon=True)
@@ -390,20 +388,7 @@ class RecordWriter:
                 self._on_dropped(rows)
                 return False
             self._queued_rows += rows
-        with self._idle:
-            self._pending += 1
         self._queue.put((request_id, matrix, predictions))
-        return True
-
-    def flush(self, timeout: float) -> bool:
-        """Wait until everything queued so far is written (or `timeout` passes)."""
-        deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
         return True
 
     def ready(self) -> LiveWindow:
@@ -429,7 +414,7 @@ class RecordWriter:
                     rows = self._rows(batch)
                     self.store.write(rows)
                     self._on_written(len(rows))
-                    self._done(batch, len(rows))
+                    self._done(len(rows))
                     batch = []
                 now = time.monotonic()
                 if now >= next_live:
@@ -504,14 +489,11 @@ class RecordWriter:
         rows = sum(len(p) for _, _, p in batch)
         if rows:
             self._on_dropped(rows)
-        self._done(batch, rows)
+        self._done(rows)
 
-    def _done(self, batch: Sequence[tuple[str, npt.NDArray[Any], list[object]]], rows: int) -> None:
+    def _done(self, rows: int) -> None:
         with self._count_lock:
             self._queued_rows -= rows
-        with self._idle:
-            self._pending -= len(batch)
-            self._idle.notify_all()
 
 
 def _json_value(value: Any) -> Any:

@@ -312,7 +312,7 @@ class ModelService:
         """The request's predictions: this replica's memory when it answered (its rows
         may still be queued for the store), else the store's."""
         assert self.records is not None
-        found = self.feedback.peek(request_id)
+        found = self.feedback.predictions.peek(request_id)
         if found is None:
             found = self.records.store.predictions(request_id)
         if found is None:
