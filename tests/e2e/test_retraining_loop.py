@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,11 @@ from support.serving import wait_all_traffic_on
 pytestmark = pytest.mark.e2e
 OPERATOR_ENV = story.OPERATOR_ENV
 MODEL = story.NAME
+
+
+def _last(status: dict[str, Any]) -> dict[str, Any]:
+    """status.retraining.last, or {} before a run ended."""
+    return (status.get("retraining") or {}).get("last") or {}
 
 
 def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
@@ -60,7 +66,7 @@ def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
         "a retraining run started by the drift",
         lambda s: (
             ((s.get("retraining") or {}).get("active") or {}).get("trigger") is not None
-            or ((s.get("retraining") or {}).get("last") or {}).get("number") == 1
+            or _last(s).get("number") == 1
         ),
         timeout=300,
     )
@@ -72,7 +78,7 @@ def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
     status = rollouts.wait_status(
         MODEL,
         "run 1 finished",
-        lambda s: ((s.get("retraining") or {}).get("last") or {}).get("number") == 1,
+        lambda s: _last(s).get("number") == 1,
         timeout=600,
     )
     last = status["retraining"]["last"]
@@ -100,7 +106,7 @@ def test_a_rotting_model_is_retrained_on_its_own_labelled_traffic_and_replaced(
     status = rollouts.wait_status(
         MODEL,
         "run 2 reported",
-        lambda s: ((s.get("retraining") or {}).get("last") or {}).get("number") == 2,
+        lambda s: _last(s).get("number") == 2,
         timeout=300,
     )
     failed = status["retraining"]["last"]

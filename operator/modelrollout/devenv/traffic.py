@@ -322,27 +322,14 @@ class Traffic:
         if request_id and served_by and self._random.random() < self.feedback_share:
             if self.feedback_via_service:
                 served_by = urlsplit(self._url).netloc
+            labelling = self._feedback(session, version, served_by, request_id, item)
             if self.feedback_delay <= 0:
-                await self._feedback(session, version, served_by, request_id, item)
+                await labelling
                 return
             # The label comes later, without holding up this worker's next request.
-            later = asyncio.create_task(
-                self._feedback_later(session, version, served_by, request_id, item)
-            )
+            later = asyncio.create_task(labelling)
             self._later.add(later)
             later.add_done_callback(self._later.discard)
-
-    async def _feedback_later(
-        self,
-        session: aiohttp.ClientSession,
-        version: str,
-        served_by: str,
-        request_id: str,
-        item: Prepared,
-    ) -> None:
-        await asyncio.sleep(self.feedback_delay)
-        if not self._stopping.is_set():
-            await self._feedback(session, version, served_by, request_id, item)
 
     async def _feedback(
         self,
@@ -352,6 +339,10 @@ class Traffic:
         request_id: str,
         item: Prepared,
     ) -> None:
+        if self.feedback_delay > 0:
+            await asyncio.sleep(self.feedback_delay)
+            if self._stopping.is_set():
+                return
         host = served_by.rsplit(":", 1)[0].strip("[]")
         if not within(host, self.allowed):
             code = "refused:outside-cluster"
