@@ -42,6 +42,10 @@ class Reason(StrEnum):
     ANALYSIS_INCONCLUSIVE = "AnalysisInconclusive"
     ANALYSIS_UNAVAILABLE = "AnalysisUnavailable"
     ANALYSIS_NO_DATA = "AnalysisNoData"
+    # The Gateway API router: the route cannot carry the weights, or is not seen to yet.
+    ROUTE_INVALID = "RouteInvalid"
+    ROUTE_REJECTED = "RouteRejected"
+    AWAITING_ROUTE = "AwaitingRoute"
     # Why a spec revision is held back: the rollbacks, and an undo.
     ROLLED_BACK = "RolledBack"
     ABORTED = "Aborted"

@@ -56,7 +56,25 @@ QUERY_VARIABLES = frozenset(
 )
 
 # Said both by the validators below and by the API server's CEL rules.
-ONE_STEP_KIND: Final = "each step sets exactly one of setWeight or pause"
+ONE_STEP_KIND: Final = (
+    "each step sets exactly one of setWeight, pause, setCanaryScale or setHeaderRoute"
+)
+ONE_ROUTE_FIELD: Final = "set exactly one of httpRoute or httpRoutes"
+ONE_CANARY_SCALE: Final = (
+    "setCanaryScale sets exactly one of replicas, weight or matchTrafficWeight"
+)
+MATCH_WEIGHT_IS_TRUE: Final = "matchTrafficWeight can only be true; give replicas or weight"
+ONE_HEADER_MATCH: Final = (
+    "a header route match is headerName with exactly one of headerValue or regex, "
+    "or cookieName with cookieValue"
+)
+# A Kubernetes object name (RFC 1123 subdomain); a Gateway API rule name (SectionName).
+DNS_SUBDOMAIN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_LABEL: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# An HTTP header name (RFC 7230 token), as Gateway API's HTTPHeaderName.
+HEADER_NAME: Final = r"^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$"
+MAX_HEADER_ROUTES: Final = 8
+MAX_ROUTES: Final = 8
 WEIGHTS_NEVER_DECREASE: Final = "setWeight must not decrease from one step to the next"
 ONE_STRATEGY: Final = "set exactly one of strategy.canary or strategy.blueGreen"
 RELATIVE_NEEDS_STABLE: Final = "maxIncrease/maxDecrease need compareTo: stable"
@@ -283,11 +301,104 @@ class PauseStep(SpecModel):
         return None if self.duration is None else parse_duration(self.duration)
 
 
-class CanaryStep(SpecModel):
-    """One step: exactly one of `setWeight` or `pause`."""
+class CanaryScale(SpecModel):
+    """The canary's replicas while a router sets exact weights: a count, a percent
+    of spec.replicas, or (matchTrafficWeight) the step's weight as a percent."""
 
     model_config = ConfigDict(
-        json_schema_extra=cel(("has(self.setWeight) != has(self.pause)", ONE_STEP_KIND))
+        json_schema_extra=cel(
+            (
+                "[has(self.replicas), has(self.weight), has(self.matchTrafficWeight)]"
+                ".exists_one(x, x)",
+                ONE_CANARY_SCALE,
+            ),
+            ("!has(self.matchTrafficWeight) || self.matchTrafficWeight", MATCH_WEIGHT_IS_TRUE),
+        )
+    )
+
+    replicas: int | None = Field(default=None, ge=0, le=1000)
+    weight: int | None = Field(default=None, ge=0, le=100)
+    match_traffic_weight: bool | None = Field(
+        default=None, description="Size the canary by the step's setWeight (the default)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CanaryScale:
+        given = (self.replicas, self.weight, self.match_traffic_weight)
+        if sum(g is not None for g in given) != 1:
+            raise ValueError(ONE_CANARY_SCALE)
+        if self.match_traffic_weight is False:
+            raise ValueError(MATCH_WEIGHT_IS_TRUE)
+        return self
+
+
+class HeaderMatch(SpecModel):
+    """Requests the header route sends to the canary: a header's exact value or a
+    regular expression over it, or a cookie's value."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "has(self.headerName) ? (has(self.headerValue) != has(self.regex) "
+                "&& !has(self.cookieName) && !has(self.cookieValue)) "
+                ": (has(self.cookieName) && has(self.cookieValue) "
+                "&& !has(self.headerValue) && !has(self.regex))",
+                ONE_HEADER_MATCH,
+            )
+        )
+    )
+
+    header_name: str | None = Field(default=None, max_length=256, pattern=HEADER_NAME)
+    header_value: str | None = Field(default=None, min_length=1, max_length=4096)
+    regex: str | None = Field(default=None, min_length=1, max_length=1024)
+    # Matched by a regular expression over the Cookie header: letters, digits, `_`
+    # and `-` only, so neither needs escaping in any gateway's regex dialect.
+    cookie_name: str | None = Field(default=None, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")
+    cookie_value: str | None = Field(
+        default=None, min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9_-]+$"
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HeaderMatch:
+        if self.header_name is not None:
+            ok = (self.header_value is None) != (self.regex is None) and (
+                self.cookie_name is None and self.cookie_value is None
+            )
+        else:
+            ok = (
+                self.cookie_name is not None
+                and self.cookie_value is not None
+                and self.header_value is None
+                and self.regex is None
+            )
+        if not ok:
+            raise ValueError(ONE_HEADER_MATCH)
+        return self
+
+
+class HeaderRoute(SpecModel):
+    """A named rule that sends matching requests to the canary from this step to
+    the end of the rollout; without `match` it removes the route of that name."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    match: tuple[HeaderMatch, ...] = Field(
+        default=(),
+        max_length=16,
+        description="All must match (AND); empty removes the header route of this name.",
+    )
+
+
+class CanaryStep(SpecModel):
+    """One step: exactly one of setWeight, pause, setCanaryScale or setHeaderRoute."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "[has(self.setWeight), has(self.pause), has(self.setCanaryScale), "
+                "has(self.setHeaderRoute)].exists_one(x, x)",
+                ONE_STEP_KIND,
+            )
+        )
     )
 
     set_weight: int | None = Field(
@@ -296,16 +407,65 @@ class CanaryStep(SpecModel):
     pause: PauseStep | None = Field(
         default=None, description="Hold the step; without duration, until `promote`."
     )
+    set_canary_scale: CanaryScale | None = Field(
+        default=None,
+        description="The canary's replicas from here on (trafficRouting only: weights are exact).",
+    )
+    set_header_route: HeaderRoute | None = Field(
+        default=None,
+        description="Send requests matching headers or a cookie to the canary (trafficRouting).",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> CanaryStep:
-        if (self.set_weight is None) == (self.pause is None):
+        kinds = (self.set_weight, self.pause, self.set_canary_scale, self.set_header_route)
+        if sum(kind is not None for kind in kinds) != 1:
             raise ValueError(ONE_STEP_KIND)
         return self
 
 
 class GatewayAPIRouting(SpecModel):
-    http_route: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    """The HTTPRoute(s) whose rules send traffic to the `<name>` Service: the
+    operator sets the weights of `<name>` and `<name>-canary` in them."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(("has(self.httpRoute) != has(self.httpRoutes)", ONE_ROUTE_FIELD))
+    )
+
+    http_route: str | None = Field(
+        default=None, min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_SUBDOMAIN
+    )
+    http_routes: (
+        tuple[
+            Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DNS_SUBDOMAIN)],
+            ...,
+        ]
+        | None
+    ) = Field(default=None, min_length=1, max_length=MAX_ROUTES)
+    namespace: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="The routes' namespace; omitted, the ModelDeployment's.",
+    )
+    on_no_status: Literal["Wait", "Proceed"] = Field(
+        default="Wait",
+        json_schema_extra={"maxLength": MAX_ENUM_LENGTH},
+        description=(
+            "When no gateway controller reports the route's status for the generation "
+            "the operator wrote: Wait (the step waits, saying so) or Proceed."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_route_field(self) -> GatewayAPIRouting:
+        if (self.http_route is None) == (self.http_routes is None):
+            raise ValueError(ONE_ROUTE_FIELD)
+        return self
+
+    @property
+    def route_names(self) -> tuple[str, ...]:
+        return (self.http_route,) if self.http_route is not None else tuple(self.http_routes or ())
 
 
 class TrafficRouting(SpecModel):
@@ -325,7 +485,7 @@ class CanaryStrategy(SpecModel):
     )
     traffic_routing: TrafficRouting | None = Field(
         default=None,
-        description="Exact weights through a router instead of replica counts (not supported yet).",
+        description="Exact weights through a Gateway API HTTPRoute instead of replica counts.",
     )
 
     @field_validator("steps")
@@ -364,6 +524,11 @@ class Strategy(SpecModel):
 
     canary: CanaryStrategy | None = None
     blue_green: BlueGreenStrategy | None = None
+
+    @property
+    def traffic_routing(self) -> TrafficRouting | None:
+        """The router that sets exact weights; None: replica counts and Service selectors."""
+        return self.canary.traffic_routing if self.canary is not None else None
 
     @model_validator(mode="after")
     def _exactly_one_strategy(self) -> Strategy:

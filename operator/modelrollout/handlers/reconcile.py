@@ -44,7 +44,7 @@ from modelrollout.rollout import (
     unresolved_model,
 )
 from modelrollout.settings import OperatorSettings
-from modelrollout.traffic import ServiceSelectorRouter
+from modelrollout.traffic import router_for
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def _plan_and_act(
     spec = resolved.spec
     verdicts: Mapping[str, MetricVerdict] = {}
     # The one router both reads the routes back and sets them.
-    router = ServiceSelectorRouter(api)
+    router = router_for(api, spec)
     annotations = metadata.get("annotations") or {}
     active = status.retraining.active if status.retraining else None
     following = active.number if active is not None else None

@@ -26,6 +26,7 @@ from modelrollout.rollout import (
     RouteService,
     RunRetrainingJob,
     ScaleRevision,
+    SetHeaderRoutes,
 )
 from modelrollout.traffic.router import Backends, Router
 
@@ -56,6 +57,8 @@ class Executor:
                 case RouteService(role=role, revision=revision, weights=weights):
                     backends = Backends.pinned(revision) if revision else Backends(weights)
                     self._router.set_route(owner, spec, role, backends)
+                case SetHeaderRoutes(routes=routes, revision=revision):
+                    self._router.set_header_routes(owner, spec, routes, revision)
                 case RunRetrainingJob():
                     self._run_job(owner, spec, action)
                 case DeleteRetrainingJob(name=name):

@@ -65,9 +65,10 @@ def observe(
         revisions = _with_pods(core, owner, selector, revisions, deployments)
     routes: dict[ServiceRole, str | None] = {}
     route_weights: dict[ServiceRole, tuple[tuple[str, int], ...]] = {}
-    for route, backends in (router or ServiceSelectorRouter(api)).read_routes(owner, spec).items():
+    router = router or ServiceSelectorRouter(api)
+    for route, backends in router.read_routes(owner, spec).items():
         if route not in SERVICE_ROLES:
-            continue  # a named extra route: the core does not plan those yet
+            continue
         routes[route] = backends.revision
         if len(backends.weights) > 1:  # shares the router could read back
             route_weights[route] = backends.weights
@@ -81,6 +82,8 @@ def observe(
             retraining_jobs(api, owner, following) if spec.retraining is not None else ()
         ),
         name=owner.name,
+        route_check=router.route_check(owner, spec),
+        header_routes=router.header_routes(owner, spec),
     )
 
 

@@ -14,6 +14,7 @@ from modelrollout.rollout.actions import (
     RouteService,
     RunRetrainingJob,
     ScaleRevision,
+    SetHeaderRoutes,
 )
 from modelrollout.rollout.analysis import WEBHOOK_CHECK
 from modelrollout.rollout.clock import stamp
@@ -29,6 +30,8 @@ from modelrollout.rollout.observed import (
     RetrainingJobObservation,
     RetrainingJobState,
     RevisionObservation,
+    RouteCheck,
+    RouteVerdict,
     ServiceRole,
 )
 from modelrollout.rollout.outcome import Event, Explanation, Plan
@@ -68,10 +71,13 @@ __all__ = [
     "RetrainingJobObservation",
     "RetrainingJobState",
     "RevisionObservation",
+    "RouteCheck",
     "RouteService",
+    "RouteVerdict",
     "RunRetrainingJob",
     "ScaleRevision",
     "ServiceRole",
+    "SetHeaderRoutes",
     "StoredVersion",
     "Tracker",
     "champion_version",

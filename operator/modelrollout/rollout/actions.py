@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from modelrollout.api import HeaderRoute
     from modelrollout.rollout.observed import ServiceRole
 
 
@@ -68,6 +69,16 @@ class RouteService:
 
 
 @dataclass(frozen=True)
+class SetHeaderRoutes:
+    """Make the router's header routes exactly `routes` (as setHeaderRoute steps
+    define them), each sending its matching requests to `revision`; header routes
+    it added before and not listed are removed."""
+
+    routes: tuple[HeaderRoute, ...]
+    revision: str | None
+
+
+@dataclass(frozen=True)
 class RunRetrainingJob:
     """Create retraining Job `name` (run `number`) from spec.retraining.job with `env`
     added to its containers; one that exists already is left as it is."""
@@ -89,6 +100,7 @@ Action = (
     | ScaleRevision
     | DeleteRevision
     | RouteService
+    | SetHeaderRoutes
     | RunRetrainingJob
     | DeleteRetrainingJob
 )

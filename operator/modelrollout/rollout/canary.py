@@ -1,4 +1,7 @@
-"""The stepwise canary, with weights realised as replica counts (see weights.py).
+"""The stepwise canary, with weights realised as replica counts (see weights.py),
+or set exactly by a router (routing.py: the canary is then sized by
+setCanaryScale, the stable keeps every replica, and a step also waits for the
+route to carry its weight and header routes).
 
 status.currentStep indexes strategy.canary.steps; len(steps) means every step is
 done and the new revision is being scaled to full size before it takes all
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from modelrollout.api import format_seconds
 from modelrollout.api.reasons import Reason
-from modelrollout.rollout import analysis, clock, gating, transitions
+from modelrollout.rollout import analysis, clock, gating, routing, transitions
 from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.outcome import Event, Explanation, Settled, Transition
 from modelrollout.rollout.weights import (
@@ -42,14 +45,29 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         if promoting
         else step_weight([s.set_weight for s in steps[: index + 1] if s.set_weight is not None])
     )
-    wanted = canary_replicas(ctx.replicas, weight)
-    available = ctx.observed.available(canary)
-    spans_both = wanted > 0
-    in_effect = (
-        effective_weight(ctx.observed.ready(canary), ctx.observed.ready(stable))
-        if spans_both
-        else 0
+    exact = routing.exact(ctx.spec)
+    wanted = (
+        routing.canary_scale(ctx.replicas, steps, index, weight)
+        if exact
+        else canary_replicas(ctx.replicas, weight)
     )
+    available = ctx.observed.available(canary)
+    if exact and promoting and available < ctx.replicas:
+        # The route moves all traffic only to a canary with every replica available.
+        weight = step_weight([s.set_weight for s in steps if s.set_weight is not None])
+    # With exact weights the route, not the pods, decides the share: the main
+    # Service keeps the stable alone until the route gives the canary any.
+    spans_both = weight > 0 if exact else wanted > 0
+    split = ((stable, 100 - weight), (canary, weight))
+    header_routes = routing.header_routes_at(steps, index) if exact else ()
+    if exact:
+        in_effect = _routed_weight(ctx, canary) if spans_both else 0
+    else:
+        in_effect = (
+            effective_weight(ctx.observed.ready(canary), ctx.observed.ready(stable))
+            if spans_both
+            else 0
+        )
     progress = (
         f"promoting revision {canary} (version {status.canary_version})"
         if promoting
@@ -69,9 +87,11 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     ) -> Settled:
         # Stable shrinks only by available canary pods (never for pods not ready);
         # a rollout halted for its progress deadline takes all of stable back, and
-        # the main Service leaves the canary once stable has them available.
+        # the main Service leaves the canary once stable has them available. With
+        # exact weights the stable keeps every replica: the route can give its
+        # share back at once.
         stable_wanted = (
-            ctx.replicas if to_stable else stable_replicas(ctx.replicas, wanted, available)
+            ctx.replicas if to_stable or exact else stable_replicas(ctx.replicas, wanted, available)
         )
         main = None if spans_both else stable
         if to_stable and ctx.observed.available(stable) >= ctx.replicas:
@@ -85,7 +105,8 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
                 requeue, ctx.analysis_interval, deadline.requeue(ctx, status, canary)
             ),
             weight=in_effect if main is None else 0,
-            split=((stable, 100 - weight), (canary, weight)),
+            split=split,
+            header_routes=() if to_stable else header_routes,
         )
 
     judgement, interruption = gating.judge_step(ctx, status, wanted)
@@ -98,7 +119,20 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         )
     if interruption is not None:
         return interruption
+    waiting = routing.judge(
+        ctx.spec,
+        ctx.observed,
+        None if spans_both else stable,
+        split,
+        tuple(r.name for r in header_routes),
+    )
+    if waiting is not None and waiting.degraded:
+        return settle("Degraded", waiting.reason, waiting.message, to_stable=True)
     if promoting:
+        if available >= ctx.replicas and waiting is not None:
+            return settle(
+                "Progressing", waiting.reason, waiting.message, routing.ROUTE_RECHECK_SECONDS
+            )
         if available >= ctx.replicas:
             return transitions.promote(ctx, status)
         return settle(
@@ -106,12 +140,14 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         )
 
     step = steps[index]
-    if step.set_weight is not None and available < wanted:
+    if (step.set_weight is not None or step.set_canary_scale is not None) and available < wanted:
         return settle(
             "Progressing",
             Reason.WAITING_FOR_CANARY,
             f"{available}/{wanted} canary replicas available",
         )
+    if waiting is not None:
+        return settle("Progressing", waiting.reason, waiting.message, routing.ROUTE_RECHECK_SECONDS)
     if step.pause is not None:
         seconds = step.pause.seconds
         if seconds is None:
@@ -139,8 +175,24 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     )
 
 
+def _routed_weight(ctx: Context, canary: str) -> int:
+    """The canary's share as the router read it back from the route."""
+    shares = dict(ctx.observed.route_weights.get("main", ()))
+    return shares.get(canary, 0)
+
+
 def _describe(step: CanaryStep) -> str:
     if step.set_weight is not None:
         return f"weight {step.set_weight}%"
+    if step.set_canary_scale is not None:
+        scale = step.set_canary_scale
+        if scale.replicas is not None:
+            return f"canary scale {scale.replicas} replicas"
+        if scale.weight is not None:
+            return f"canary scale {scale.weight}%"
+        return "canary scale matching the weight"
+    if step.set_header_route is not None:
+        route = step.set_header_route
+        return f"header route {route.name}" + ("" if route.match else " removed")
     duration = step.pause.duration if step.pause else None
     return f"pause {duration}" if duration else "pause"

@@ -126,6 +126,28 @@ class MetricVerdict:
     revision: str | None = None
 
 
+RouteVerdict = Literal["yes", "no", "unknown"]
+
+
+@dataclass(frozen=True)
+class RouteCheck:
+    """What the gateway reports of the HTTPRoute(s) a router writes exact weights to.
+
+    verdict:
+      yes      every route exists, sends traffic to `<name>`, and each parent's
+               controller reports Accepted and ResolvedRefs True for the
+               generation last written
+      no       a route is missing, names no rule for `<name>`, or a controller
+               reports a condition False: `reason` (a Reason's value) and
+               `message` name the route, the parent and the condition
+      unknown  no controller reports status for that generation (yet)
+    """
+
+    verdict: RouteVerdict
+    reason: str = ""
+    message: str = ""
+
+
 RetrainingJobState = Literal["Running", "Succeeded", "Failed"]
 
 
@@ -168,6 +190,10 @@ class Observed:
     `registry_alias` is the alias spec.model.registry tracks (the spec the core
     plans pins the version it resolved to, without the alias).
     `retraining_jobs` lists this object's retraining Jobs.
+    `route_check` is what the gateway reports of the routes, for routers that set
+    exact weights (None: Service selectors, which nothing but kube-proxy reads).
+    `header_routes` are the names of the header routes in effect, sorted (None:
+    a router that has none).
     `verdicts` maps a check name (metric name, or `WEBHOOK_CHECK`) to its latest
     measurement; empty while nothing was measured.
     """
@@ -184,6 +210,8 @@ class Observed:
     retraining_jobs: tuple[RetrainingJobObservation, ...] = ()
     # The ModelDeployment's own name (it names the retraining Jobs).
     name: str = ""
+    route_check: RouteCheck | None = None
+    header_routes: tuple[str, ...] | None = None
 
     def revision(self, revision: str | None) -> RevisionObservation | None:
         return next((r for r in self.revisions if r.revision == revision), None)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from modelrollout.api import ModelDeploymentStatus, Phase
+    from modelrollout.api import HeaderRoute, ModelDeploymentStatus, Phase
     from modelrollout.api.reasons import Reason
     from modelrollout.rollout.actions import Action
     from modelrollout.rollout.observed import ServiceRole
@@ -72,6 +72,8 @@ class Settled:
     weight: int = 0
     # The shares (revision, percent) wanted on a route that spans revisions (None).
     split: tuple[tuple[str, int], ...] = ()
+    # The header routes wanted (sorted by name), sending their requests to the canary.
+    header_routes: tuple[HeaderRoute, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from modelrollout.rollout.actions import (
     EnsureRevision,
     RouteService,
     ScaleRevision,
+    SetHeaderRoutes,
 )
 from modelrollout.rollout.conditions import conditions_for
 from modelrollout.rollout.context import Context
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
-    from modelrollout.rollout.observed import Observed, ServiceRole
+    from modelrollout.rollout.observed import Observed
     from modelrollout.rollout.outcome import StageResult
 
 # Every transition moves forward (a step, a promotion, a rollback), so a plan
@@ -198,7 +199,7 @@ def _finish(
     # Retraining runs beside the rollout: it starts Jobs, never pods that serve.
     trained = retraining.step(ctx, new_status)
     return Plan(
-        actions=_actions(ctx, replicas, settled.routes, settled.split) + trained.actions,
+        actions=_actions(ctx, replicas, settled) + trained.actions,
         new_status=trained.status,
         reason=settled.reason,
         requeue_after=gating.earliest(requeue, trained.requeue_after),
@@ -207,12 +208,7 @@ def _finish(
     )
 
 
-def _actions(
-    ctx: Context,
-    replicas: Mapping[str, int],
-    routes: Mapping[ServiceRole, str | None],
-    split: tuple[tuple[str, int], ...],
-) -> tuple[Action, ...]:
+def _actions(ctx: Context, replicas: Mapping[str, int], settled: Settled) -> tuple[Action, ...]:
     """Only what differs from the observed world, scale-ups before scale-downs."""
     observed = ctx.observed
     ups: list[Action] = []
@@ -240,14 +236,18 @@ def _actions(
         else:
             deletes.append(DeleteRevision(running.revision))
     route_changes: list[Action] = []
-    for role, routed in routes.items():
-        weights = split if routed is None else ()
+    for role, routed in settled.routes.items():
+        weights = settled.split if routed is None else ()
         if (
             role not in observed.routes
             or observed.routes[role] != routed
             or (role in observed.route_weights and observed.route_weights[role] != weights)
         ):
             route_changes.append(RouteService(role, routed, weights))
+    names = tuple(route.name for route in settled.header_routes)
+    if observed.header_routes is not None and observed.header_routes != names:
+        canary = settled.routes.get("canary") if names else None
+        route_changes.append(SetHeaderRoutes(settled.header_routes, canary))
     return (*ups, *route_changes, *downs, *deletes)
 
 

@@ -20,11 +20,15 @@ if TYPE_CHECKING:
 def spec_problems(spec: ModelDeploymentSpec) -> list[str]:
     problems: list[str] = []
     canary = spec.strategy.canary
-    if canary is not None and canary.traffic_routing is not None:
-        problems.append(
-            "spec.strategy.canary.trafficRouting: the Gateway API router is not supported "
-            "yet; remove trafficRouting to weight traffic by replica counts"
-        )
+    if canary is not None and canary.traffic_routing is None:
+        for index, step in enumerate(canary.steps):
+            kind = "setCanaryScale" if step.set_canary_scale else "setHeaderRoute"
+            if step.set_canary_scale is not None or step.set_header_route is not None:
+                problems.append(
+                    f"spec.strategy.canary.steps[{index}].{kind}: needs "
+                    "strategy.canary.trafficRouting (without a router the weight is the "
+                    "replica ratio and no request can be routed by header)"
+                )
     problems += _template_problems(spec.template)
     if spec.analysis is not None:
         for index, metric in enumerate(spec.analysis.metrics):

@@ -6,7 +6,26 @@ Service selectors (`ServiceSelectorRouter`). A router for Gateway API
 HTTPRoutes sets the weights the core asks for exactly, through the same Protocol.
 """
 
-from modelrollout.traffic.router import Backends, RouteName, Router, Verification
+from kubernetes import client
+
+from modelrollout.api import ModelDeploymentSpec
+from modelrollout.traffic.gateway_api import GatewayAPIRouter
+from modelrollout.traffic.router import Backends, RouteName, Router
 from modelrollout.traffic.service_selector import ServiceSelectorRouter
 
-__all__ = ["Backends", "RouteName", "Router", "ServiceSelectorRouter", "Verification"]
+__all__ = [
+    "Backends",
+    "GatewayAPIRouter",
+    "RouteName",
+    "Router",
+    "ServiceSelectorRouter",
+    "router_for",
+]
+
+
+def router_for(api: client.ApiClient, spec: ModelDeploymentSpec) -> Router:
+    """The router the spec asks for: Gateway API with trafficRouting, else Service selectors."""
+    routing = spec.strategy.traffic_routing
+    if routing is not None:
+        return GatewayAPIRouter(api, routing.gateway_api)
+    return ServiceSelectorRouter(api)

@@ -1,28 +1,28 @@
 """The one interface traffic goes through: routes, and the revisions behind them.
 
 What routers do, whatever realises it: send a route's traffic to revisions in
-given shares, read back what is in effect, and say whether what is in effect
-is what was asked (yes, no, or cannot tell). A route is one of the core's
-three (main, canary, preview) or a named extra one (a header route, a mirror)
-that a router may offer. A router that cannot set exact shares (Service
+given shares and read back what is in effect. A route is one of the core's
+three (main, canary, preview). A router that cannot set exact shares (Service
 selectors) spans the revisions, so the share is that of their ready pods, which
 the core sizes for it; one that can (Gateway API HTTPRoutes) sets `weights`
-exactly and reads them back. The decision core asks for the shares it wants
+exactly, reads them back, says what the gateway reports of its routes (yes, no,
+or cannot tell: route_check) and offers header routes; one that cannot answers
+None to both. The decision core asks for the shares it wants
 (RouteService.weights); only this layer knows how they happen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-from modelrollout.api import ModelDeploymentSpec
+from modelrollout.api import HeaderRoute, ModelDeploymentSpec
 from modelrollout.api.ownership import Owner
+from modelrollout.rollout import RouteCheck
 
-# "main", "canary", "preview" (rollout.observed.SERVICE_ROLES) or a named extra route.
+# "main", "canary", "preview" (rollout.observed.SERVICE_ROLES).
 RouteName = str
-Verification = Literal["yes", "no", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Backends:
     (what a router that cannot weight reads back from a route spanning revisions).
     """
 
+    # The revision the main Service keeps first (the stable), then the canary.
     weights: tuple[tuple[str, int], ...] = ()
 
     @classmethod
@@ -56,8 +57,18 @@ class Router(Protocol):
         """The routes in effect, each as this router would have set it; a route
         left out does not exist, or is not as the router builds it (set it again)."""
 
-    def verify(
-        self, owner: Owner, spec: ModelDeploymentSpec, route: RouteName, backends: Backends
-    ) -> Verification:
-        """Whether `route` sends its traffic to `backends` now: "unknown" when
-        this router cannot see it (a replica-ratio split is kube-proxy's)."""
+    def route_check(self, owner: Owner, spec: ModelDeploymentSpec) -> RouteCheck | None:
+        """What the gateway reports of the routes written; None when nothing but
+        kube-proxy reads them (Service selectors)."""
+
+    def header_routes(self, owner: Owner, spec: ModelDeploymentSpec) -> tuple[str, ...] | None:
+        """Names of the header routes in effect, sorted; None for a router without any."""
+
+    def set_header_routes(
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        routes: Sequence[HeaderRoute],
+        revision: str | None,
+    ) -> None:
+        """Make the header routes exactly `routes`, sending to `revision`."""

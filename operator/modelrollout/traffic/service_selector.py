@@ -8,21 +8,20 @@ pods: the weights the core asks for are realised by replica counts, not here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modelrollout.api import ModelDeploymentSpec
+from modelrollout.api import HeaderRoute, ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner, owned_selector
-from modelrollout.rollout import SERVICE_ROLES, ServiceRole
-from modelrollout.traffic.router import Backends, RouteName, Verification
+from modelrollout.rollout import SERVICE_ROLES, RouteCheck, ServiceRole
+from modelrollout.traffic.router import Backends, RouteName
 from modelrollout.traffic.services import SERVICE_ROLE_LABEL, service, service_name_for
 
 CONFLICT = 409
-NOT_FOUND = 404
 
 
 class ServiceSelectorRouter:
@@ -73,22 +72,21 @@ class ServiceSelectorRouter:
                 routes[role] = Backends.pinned(revision) if revision else Backends()
         return routes
 
-    def verify(
-        self, owner: Owner, spec: ModelDeploymentSpec, route: RouteName, backends: Backends
-    ) -> Verification:
-        role = _role(route)
-        try:
-            live = self._core.read_namespaced_service(
-                service_name_for(owner.name, role), owner.namespace
-            )
-        except ApiException as error:
-            if error.status == NOT_FOUND:
-                return "no"
-            raise
-        if not _matches(live, service(owner, spec, role, _selected(backends))):
-            return "no"
-        # The split of a Service spanning revisions is kube-proxy's, per connection.
-        return "yes" if backends.revision is not None else "unknown"
+    def route_check(self, owner: Owner, spec: ModelDeploymentSpec) -> RouteCheck | None:
+        return None  # a replica-ratio split is kube-proxy's: nothing reports it
+
+    def header_routes(self, owner: Owner, spec: ModelDeploymentSpec) -> tuple[str, ...] | None:
+        return None
+
+    def set_header_routes(
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        routes: Sequence[HeaderRoute],
+        revision: str | None,
+    ) -> None:
+        if routes:
+            raise ValueError("Service selectors cannot route requests by header")
 
 
 def _role(route: RouteName) -> ServiceRole:

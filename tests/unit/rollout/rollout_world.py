@@ -30,10 +30,12 @@ from modelrollout.rollout import (
     Plan,
     RetrainingJobObservation,
     RevisionObservation,
+    RouteCheck,
     RouteService,
     RunRetrainingJob,
     ScaleRevision,
     ServiceRole,
+    SetHeaderRoutes,
     plan,
 )
 
@@ -78,6 +80,11 @@ class World:
     status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
     deployments: dict[str, RevisionObservation] = field(default_factory=dict)
     routes: dict[ServiceRole, str | None] = field(default_factory=dict)
+    # A router that sets exact weights (trafficRouting): the shares it reads back,
+    # its header routes and what the gateway reports; None without one.
+    route_weights: dict[ServiceRole, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    header_routes: tuple[str, ...] | None = None
+    route_check: RouteCheck | None = None
     verdicts: dict[str, MetricVerdict] = field(default_factory=dict)
     command: str | None = None
     # What spec.model.registry resolved to, as the handler hands it to the core.
@@ -101,6 +108,9 @@ class World:
             generation=self.generation,
             revisions=tuple(self.deployments.values()),
             routes=dict(self.routes),
+            route_weights=dict(self.route_weights),
+            header_routes=self.header_routes,
+            route_check=self.route_check,
             command=self.command,
             verdicts=dict(self.verdicts),
             registry=self.registry,
@@ -132,8 +142,14 @@ class World:
                     self._scale(revision, replicas)
                 case DeleteRevision(revision):
                     self.deployments.pop(revision, None)
-                case RouteService(role, revision):
+                case RouteService(role, revision, weights):
                     self.routes[role] = revision
+                    if revision is None and self.route_check is not None:
+                        self.route_weights[role] = weights
+                    else:
+                        self.route_weights.pop(role, None)
+                case SetHeaderRoutes(routes):
+                    self.header_routes = tuple(route.name for route in routes)
                 case RunRetrainingJob(name, number):
                     self.started.append(action)
                     self.jobs.setdefault(number, RetrainingJobObservation(name, number, "Running"))

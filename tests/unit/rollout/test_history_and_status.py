@@ -83,27 +83,6 @@ def test_last_transition_time_moves_only_when_a_condition_flips() -> None:
     assert flipped_back.last_transition_time == world.now != ready.last_transition_time
 
 
-def test_gateway_api_routing_is_invalid_spec_and_touches_nothing() -> None:
-    world = deployed()
-    before = world.replicas()
-    world.change_spec(
-        model={"version": "2"},
-        strategy={
-            "canary": {
-                "steps": [{"setWeight": 50}],
-                "trafficRouting": {"gatewayAPI": {"httpRoute": "fraud"}},
-            }
-        },
-    )
-    result = world.plan()
-    assert result.actions == ()
-    assert world.status.phase == "Degraded"
-    assert world.status.reason == "InvalidSpec"
-    assert "not supported yet" in world.status.message
-    assert "spec.strategy.canary.trafficRouting" in world.status.message
-    assert world.replicas() == before
-
-
 @pytest.mark.parametrize(
     ("change", "fix"),
     [

@@ -4,18 +4,31 @@ Observed.route_weights; Service selectors keep realising them by replica counts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 import pytest
 from kubernetes import client
 from rollout_world import T0, make_spec
 
-from modelrollout.api import ModelDeploymentSpec, parse_status, spec_revision
+from modelrollout.api import (
+    HeaderMatch,
+    HeaderRoute,
+    ModelDeploymentSpec,
+    parse_status,
+    spec_revision,
+)
 from modelrollout.api.ownership import Owner
 from modelrollout.kube.executor import Executor
-from modelrollout.rollout import Observed, RevisionObservation, RouteService, plan
-from modelrollout.traffic import Backends, RouteName, Verification
+from modelrollout.rollout import (
+    Observed,
+    RevisionObservation,
+    RouteCheck,
+    RouteService,
+    SetHeaderRoutes,
+    plan,
+)
+from modelrollout.traffic import Backends, RouteName
 
 pytestmark = pytest.mark.unit
 
@@ -36,6 +49,7 @@ STATUS = parse_status(
 )
 REVISIONS = (RevisionObservation("old1", "1", 3, 3, 3), RevisionObservation(CANARY, "2", 1, 1, 1))
 ROUTES = {"main": None, "canary": CANARY, "preview": CANARY}
+TEAM = HeaderMatch(header_name="x-team", header_value="ml")
 
 
 def main_route(observed: Observed) -> list[RouteService]:
@@ -57,6 +71,7 @@ def test_service_selectors_that_cannot_read_weights_are_not_asked_again() -> Non
 class WeightingRouter:
     def __init__(self) -> None:
         self.routes: dict[RouteName, Backends] = {}
+        self.headers: dict[str, str | None] = {}
 
     def set_route(
         self, owner: Owner, spec: ModelDeploymentSpec, route: RouteName, backends: Backends
@@ -66,10 +81,20 @@ class WeightingRouter:
     def read_routes(self, owner: Owner, spec: ModelDeploymentSpec) -> Mapping[RouteName, Backends]:
         return dict(self.routes)
 
-    def verify(
-        self, owner: Owner, spec: ModelDeploymentSpec, route: RouteName, backends: Backends
-    ) -> Verification:
-        return "yes" if self.routes.get(route) == backends else "no"
+    def route_check(self, owner: Owner, spec: ModelDeploymentSpec) -> RouteCheck | None:
+        return RouteCheck("yes")
+
+    def header_routes(self, owner: Owner, spec: ModelDeploymentSpec) -> tuple[str, ...] | None:
+        return tuple(sorted(self.headers))
+
+    def set_header_routes(
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        routes: Sequence[HeaderRoute],
+        revision: str | None,
+    ) -> None:
+        self.headers = {route.name: revision for route in routes}
 
 
 def test_the_executor_hands_the_shares_to_the_router() -> None:
@@ -78,11 +103,12 @@ def test_the_executor_hands_the_shares_to_the_router() -> None:
     actions = (
         RouteService("main", None, (("old1", 75), (CANARY, 25))),
         RouteService("canary", CANARY),
+        SetHeaderRoutes((HeaderRoute(name="team", match=(TEAM,)),), CANARY),
     )
     Executor(client.ApiClient(), router).apply(owner, SPEC, Observed(1), actions)
     assert router.routes == {
         "main": Backends((("old1", 75), (CANARY, 25))),
         "canary": Backends.pinned(CANARY),
     }
-    assert router.verify(owner, SPEC, "canary", Backends.pinned(CANARY)) == "yes"
+    assert router.headers == {"team": CANARY}
     assert Backends((("old1", 75), (CANARY, 25))).revision is None
