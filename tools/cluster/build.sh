@@ -102,4 +102,21 @@ GO_TAGS=remove_all_sd,enable_kubernetes_sd build_module prometheus "$here/promet
   "-s -w -X $pv.Version=${PROMETHEUS_VERSION#v} -X $pv.Revision=module -X $pv.Branch=module" \
   github.com/prometheus/prometheus/cmd/prometheus
 
+# Not built: the Gateway API CRDs, copied from the module (its digest checked by the Go
+# command against the checksum database) into $bin_dir/gateway-api/{standard,experimental}.
+gateway_dir="$bin_dir/gateway-api"
+if [[ ! -f "$gateway_dir/.complete-$GATEWAY_API_VERSION" ]]; then
+  log "gateway-api $GATEWAY_API_VERSION: fetching its CRDs from the Go module"
+  module_dir="$(cd "$here" && GOFLAGS= go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" \
+    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$module_dir/config/crd/standard" ]] || { log "gateway-api: no CRDs in $module_dir"; exit 1; }
+  rm -rf "$gateway_dir.tmp"; mkdir -p "$gateway_dir.tmp"
+  for channel in standard experimental; do
+    mkdir -p "$gateway_dir.tmp/$channel"
+    cp "$module_dir/config/crd/$channel"/gateway.networking.k8s.io_*.yaml "$gateway_dir.tmp/$channel/"
+  done
+  touch "$gateway_dir.tmp/.complete-$GATEWAY_API_VERSION"
+  rm -rf "$gateway_dir"; mv "$gateway_dir.tmp" "$gateway_dir"
+fi
+
 printf '%s\n' "$bin_dir"

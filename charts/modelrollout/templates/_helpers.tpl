@@ -83,6 +83,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+{{- if .Values.rbac.gatewayAPI.enabled }}
+# strategy.canary.trafficRouting.gatewayAPI: the users' HTTPRoutes, read (with the
+# status their gateway writes) and patched by server-side apply, weights and the
+# operator's own header rules only. Never created or deleted.
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, patch]
+{{- end }}
 {{- if .Values.rbac.secrets.enabled }}
 # Analysis credentials and notification URLs: get by name only, never list/watch.
 - apiGroups: [""]

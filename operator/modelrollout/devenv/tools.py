@@ -49,6 +49,18 @@ class ClusterTools:
         """Prometheus 3 with Kubernetes service discovery (Debian's 2.42 lacks it)."""
         return self.path("prometheus")
 
+    def gateway_api_crds(self, channel: str) -> list[Path]:
+        """The Gateway API CRDs of `channel` (standard or experimental), at
+        GATEWAY_API_VERSION: every CustomResourceDefinition file, not the
+        release's admission policy against downgrades (a separate install)."""
+        directory = self.bin_dir / "gateway-api" / channel
+        found = sorted(p for p in directory.glob("*.yaml") if "_vap_" not in p.name)
+        if not found:
+            raise ToolsError(
+                f"no Gateway API CRDs in {directory}; rebuild with `bash {BUILD_SCRIPT}`"
+            )
+        return found
+
     @property
     def kstatus(self) -> Path:
         """tools/kstatus: Flux's health rules (cli-utils kstatus) as a command."""

@@ -69,9 +69,11 @@ def observe(
     for route, backends in router.read_routes(owner, spec).items():
         if route not in SERVICE_ROLES:
             continue
-        routes[route] = backends.revision
         if len(backends.weights) > 1:  # shares the router could read back
+            routes[route] = None  # a split, even one giving a revision 0%
             route_weights[route] = backends.weights
+        else:
+            routes[route] = backends.revision
     return Observed(
         generation=generation,
         revisions=revisions,

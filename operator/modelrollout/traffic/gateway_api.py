@@ -20,13 +20,14 @@ from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api import GatewayAPIRouting, HeaderRoute, ModelDeploymentSpec
 from modelrollout.api.ownership import Owner
+from modelrollout.api.reasons import Reason
 from modelrollout.rollout import RouteCheck
 from modelrollout.traffic import httproute
 from modelrollout.traffic.router import Backends, RouteName
 from modelrollout.traffic.service_selector import ServiceSelectorRouter
 from modelrollout.traffic.services import service_name_for
 
-NOT_FOUND = 404
+FORBIDDEN, NOT_FOUND = 403, 404
 FIELD_MANAGER = "modelrollout"
 
 
@@ -36,6 +37,8 @@ class GatewayAPIRouter:
         self._custom = client.CustomObjectsApi(api)
         self._routing = routing
         self._read: dict[str, Mapping[str, Any] | None] = {}
+        # Routes the operator may not read (RBAC): reported, never raised.
+        self._refused: dict[str, str] = {}
 
     def set_route(
         self, owner: Owner, spec: ModelDeploymentSpec, route: RouteName, backends: Backends
@@ -91,15 +94,15 @@ class GatewayAPIRouter:
         return routes
 
     def route_check(self, owner: Owner, spec: ModelDeploymentSpec) -> RouteCheck:
-        refs = self._backends(owner)
-        return httproute.combine(
-            [
-                httproute.check(
-                    self._get(owner, name), name, self._namespace(owner), owner.name, refs
-                )
-                for name in self._names()
-            ]
-        )
+        refs, namespace = self._backends(owner), self._namespace(owner)
+        checks = []
+        for name in self._names():
+            live = self._get(owner, name)
+            if name in self._refused:
+                checks.append(RouteCheck("no", Reason.ROUTE_INVALID, self._refused[name]))
+            else:
+                checks.append(httproute.check(live, name, namespace, owner.name, refs))
+        return httproute.combine(checks)
 
     def header_routes(self, owner: Owner, spec: ModelDeploymentSpec) -> tuple[str, ...]:
         found = {
@@ -139,7 +142,13 @@ class GatewayAPIRouter:
                     name,
                 )
             except ApiException as error:
-                if error.status != NOT_FOUND:
+                if error.status == FORBIDDEN:
+                    self._refused[name] = (
+                        f"the operator may not read HTTPRoute {self._namespace(owner)}/{name} "
+                        "(RBAC: get and patch on httproutes.gateway.networking.k8s.io; the "
+                        "chart's rbac.gatewayAPI.enabled)"
+                    )
+                elif error.status != NOT_FOUND:
                     raise
                 found = None
             self._read[name] = cast("Mapping[str, Any] | None", found)

@@ -154,13 +154,16 @@ def with_split(
 
     The canary backendRef is added (and remembered) where a rule lacks it and the
     canary gets traffic; one the operator added is removed again at weight 0, one
-    the user wrote is set to 0 and kept.
+    the user wrote is set to 0 and kept. A route that already sends everything to
+    stable is not rewritten for weight 0, so a route is first written by a rollout.
     """
+    entry = state(route, md_name)
+    added = entry.get("canaryRef") == "added"
+    if canary_weight == 0 and not added and split(route, md_name, backends) == (100, 0):
+        return dict(route)  # already all on stable, as the user wrote it: nothing to own
     edited = copy.deepcopy(dict(route))
     rules = _rules(edited)
     route_ns = _namespace(route)
-    entry = state(route, md_name)
-    added = entry.get("canaryRef") == "added"
     for index in managed_rules(route, md_name, backends):
         rule = dict(rules[index])
         refs = [dict(ref) for ref in rule.get("backendRefs") or []]

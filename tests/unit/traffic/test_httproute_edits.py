@@ -183,3 +183,8 @@ def test_the_route_check_says_yes_no_or_cannot_tell(
     found = httproute.check(route, "fraud-route", "ml", "fraud", REFS)
     assert found.verdict == verdict
     assert words in found.message
+
+
+def test_a_route_all_on_stable_is_not_rewritten_for_weight_zero() -> None:
+    route = user_route()
+    assert httproute.with_split(route, "fraud", REFS, 100, 0) == route
