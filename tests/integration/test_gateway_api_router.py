@@ -196,6 +196,16 @@ def test_exact_weights_and_a_header_route_with_a_controller_reporting_written_by
     )
     canary = status["canaryRevision"]
     assert status["currentStep"] == 2 and status["canaryWeight"] == 5
+    assert status["trafficRouting"] == {
+        "routes": [ROUTE],
+        "weights": {stable: 95, canary: 5},
+        "headerRoutes": ["team"],
+        "verified": "yes",
+        "message": "",
+    }
+    shown = rollouts.cli("status", "fraud").stdout
+    assert f"Route:     HTTPRoute {ROUTE}: 95% to {stable}, 5% to {canary}" in shown
+    assert "header routes to the canary: team" in shown and "Accepted, ResolvedRefs" in shown
     assert rollouts.replicas("fraud") == {stable: (4, 4), canary: (1, 1)}
     rules = routes.rules()
     assert rules[0] == admin_rule, "the user's other rule is left byte for byte"

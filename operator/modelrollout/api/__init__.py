@@ -53,6 +53,7 @@ from modelrollout.api.status import (
     RetrainingStatus,
     RollbackRecord,
     Timer,
+    TrafficRoutingStatus,
     Verdict,
 )
 
@@ -94,6 +95,7 @@ __all__ = [
     "SpecError",
     "Strategy",
     "Timer",
+    "TrafficRoutingStatus",
     "Verdict",
     "WebhookNotification",
     "command_id_of",

@@ -288,6 +288,26 @@ class RetrainingStatus(StatusModel):
     )
 
 
+class TrafficRoutingStatus(StatusModel):
+    """What the Gateway API router read back at the last reconcile (trafficRouting)."""
+
+    routes: tuple[str, ...] = Field(
+        default=(), description="The HTTPRoutes (namespace/name when in another namespace)."
+    )
+    weights: dict[str, int] = Field(
+        default_factory=dict, description="Percent per revision, as read back from the routes."
+    )
+    header_routes: tuple[str, ...] = Field(
+        default=(), description="The header routes in effect (setHeaderRoute names)."
+    )
+    verified: Literal["yes", "no", "unknown"] = Field(
+        default="unknown",
+        json_schema_extra={"maxLength": 16},
+        description="Whether the gateway reports the routes Accepted and ResolvedRefs.",
+    )
+    message: str = ""
+
+
 class ModelDeploymentStatus(StatusModel):
     phase: Phase | None = None
     observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
@@ -314,6 +334,7 @@ class ModelDeploymentStatus(StatusModel):
     # When the current rollout began; measurements older than this are not counted.
     rollout_started_at: datetime | None = None
     canary_weight: int = Field(default=0, ge=0, le=100)
+    traffic_routing: TrafficRoutingStatus | None = None
     # One condition per type (a list keyed by type, as kstatus reads it).
     conditions: tuple[Condition, ...] = Field(default=(), json_schema_extra=list_map("type"))
     analysis: dict[str, MetricAnalysis] = Field(

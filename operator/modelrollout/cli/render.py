@@ -215,6 +215,23 @@ def _deadline_of_older_operator(spec: ModelDeploymentSpec, status: ModelDeployme
     return wait.deadline
 
 
+def route_lines(status: ModelDeploymentStatus) -> list[str]:
+    """The Gateway API route(s) as the operator last read them back."""
+    routing = status.traffic_routing
+    if routing is None:
+        return []
+    shares = ", ".join(f"{weight}% to {revision}" for revision, weight in routing.weights.items())
+    lines = [f"Route:     HTTPRoute {', '.join(routing.routes)}: {shares or 'not as written yet'}"]
+    if routing.header_routes:
+        lines.append(f"           header routes to the canary: {', '.join(routing.header_routes)}")
+    verdict = {"yes": "Accepted, ResolvedRefs", "no": "rejected", "unknown": "not reported"}
+    lines.append(
+        f"           gateway: {verdict[routing.verified]}"
+        + (f" ({routing.message})" if routing.message else "")
+    )
+    return lines
+
+
 def status_lines(
     body: Mapping[str, Any],
     spec: ModelDeploymentSpec,
@@ -247,6 +264,7 @@ def status_lines(
     lines += progress_lines(spec, status, pods or {}, now)
     if spec.strategy.canary:  # blue/green has no weight: its stages say where traffic goes
         lines.append(f"Weight:    {status.canary_weight}% on the canary")
+    lines += route_lines(status)
     steps = step_lines(spec, status)
     if steps:
         lines += ["Steps:", *steps]

@@ -25,6 +25,7 @@ from modelrollout.rollout import (
     measurement,
     progress,
     retraining,
+    routing,
     stages,
     steady,
     transitions,
@@ -179,6 +180,7 @@ def _finish(
             "phase": settled.phase,
             "observed_generation": ctx.observed.generation,
             "canary_weight": settled.weight,
+            "traffic_routing": routing.status(ctx.spec, ctx.observed),
             "pending_scale_downs": tuple(pending),
             # Written so that readers (the CLI) show them rather than recompute them.
             "stage": stages.written_stage(ctx.spec, status),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from modelrollout.api import TrafficRoutingStatus
 from modelrollout.api.reasons import Reason
 from modelrollout.rollout.weights import canary_replicas
 
@@ -112,6 +113,28 @@ def judge(
             f"{check.message}; waiting for it (trafficRouting.gatewayAPI.onNoStatus: Wait)",
         )
     return None
+
+
+def status(spec: ModelDeploymentSpec, observed: Observed) -> TrafficRoutingStatus | None:
+    """status.trafficRouting: the routes as the router read them back (names with
+    their namespace when it is not the ModelDeployment's)."""
+    routing = spec.strategy.traffic_routing
+    check = observed.route_check
+    if routing is None or check is None:
+        return None
+    gateway = routing.gateway_api
+    prefix = f"{gateway.namespace}/" if gateway.namespace else ""
+    main = observed.routes.get("main")
+    weights = dict(observed.route_weights.get("main", ())) if main is None else {}
+    if main is not None:
+        weights = {main: 100}
+    return TrafficRoutingStatus(
+        routes=tuple(f"{prefix}{name}" for name in gateway.route_names),
+        weights=weights,
+        header_routes=observed.header_routes or (),
+        verified=check.verdict,
+        message=check.message,
+    )
 
 
 def describe(split: tuple[tuple[str, int], ...], main: str | None) -> str:

@@ -46,6 +46,9 @@ def test_a_5_percent_step_on_4_replicas_is_5_percent_with_one_canary_pod() -> No
     assert world.route_weights["main"] == ((stable, 95), (canary, 5))
     assert world.status.canary_weight == 5
     assert world.status.current_step == 1 and world.status.reason == "AwaitingPromotion"
+    routed = world.status.traffic_routing
+    assert routed is not None and routed.routes == ("fraud-route",)
+    assert routed.weights == {stable: 95, canary: 5} and routed.verified == "yes"
 
 
 def test_set_canary_scale_sizes_the_canary_apart_from_the_weight() -> None:
