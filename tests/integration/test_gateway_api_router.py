@@ -288,3 +288,35 @@ def test_a_missing_route_is_degraded_and_nothing_is_created(rollouts: Rollouts) 
         httproute.GROUP, httproute.VERSION, rollouts.namespace, httproute.PLURAL
     )
     assert found["items"] == [], "the operator never creates a user's route"
+
+
+def test_blue_green_switches_through_the_route_with_a_controller_reporting_written_by_the_test(
+    rollouts: Rollouts,
+) -> None:
+    routes = Routes(rollouts)
+    routes.create(service="switch")
+    body = plain_canary("switch", [{"setWeight": 50}], replicas=2)
+    body["spec"]["strategy"] = {
+        "blueGreen": {
+            "previewReplicas": 1,
+            "autoPromotionSeconds": 0,
+            "scaleDownDelaySeconds": 30,
+            "trafficRouting": {"gatewayAPI": {"httpRoute": ROUTE}},
+        }
+    }
+    rollouts.create(body)
+    rollouts.wait_phase("switch", "Healthy")
+    blue = next(iter(rollouts.replicas("switch")))
+    rollouts.patch_spec("switch", {"model": {"version": "2"}})
+    seen: list[list[tuple[str, int]]] = []
+
+    def switched_then_promoted(status: dict[str, Any]) -> bool:
+        refs = [(r["name"], r["weight"]) for r in model_rule(routes.rules())["backendRefs"]]
+        if refs not in seen:
+            seen.append(refs)
+        return status.get("phase") == "Healthy" and status.get("stableVersion") == "2"
+
+    status = wait_reported(rollouts, routes, "switch", "promoted", switched_then_promoted)
+    assert [("switch", 0), ("switch-canary", 100)] in seen, f"the route switched: {seen}"
+    assert seen[-1] == [("switch", 100)], "then back to <name> alone, which selects green"
+    assert rollouts.selector("switch")[n.LABEL_REVISION] == status["stableRevision"] != blue

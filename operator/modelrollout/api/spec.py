@@ -515,6 +515,13 @@ class BlueGreenStrategy(SpecModel):
             "is verified meanwhile and a failure switches back."
         ),
     )
+    traffic_routing: TrafficRouting | None = Field(
+        default=None,
+        description=(
+            "Switch through a Gateway API HTTPRoute (all traffic to `<name>-canary` at once), "
+            "then through the Service selector."
+        ),
+    )
 
 
 class Strategy(SpecModel):
@@ -528,7 +535,8 @@ class Strategy(SpecModel):
     @property
     def traffic_routing(self) -> TrafficRouting | None:
         """The router that sets exact weights; None: replica counts and Service selectors."""
-        return self.canary.traffic_routing if self.canary is not None else None
+        chosen = self.canary or self.blue_green
+        return chosen.traffic_routing if chosen is not None else None
 
     @model_validator(mode="after")
     def _exactly_one_strategy(self) -> Strategy:

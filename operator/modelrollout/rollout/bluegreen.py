@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING
 
 from modelrollout.api import BlueGreenStage
 from modelrollout.api.reasons import Reason
-from modelrollout.rollout import analysis, clock, gating, measurement, stages, transitions
+from modelrollout.rollout import (
+    analysis,
+    clock,
+    gating,
+    measurement,
+    routing,
+    stages,
+    transitions,
+)
 from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.outcome import Event, Explanation, Settled, Transition
 
@@ -60,6 +68,10 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     if summary:
         progress = f"{progress}, {summary}"
     delay = float(strategy.scale_down_delay_seconds)
+    # Through a route, the switch is the route sending everything to `<name>-canary`
+    # (green) at once; the `<name>` Service moves to green when the rollout completes.
+    exact = routing.exact(ctx.spec)
+    switched_split = ((blue, 0), (green, 100))
 
     def settle(
         phase: Phase,
@@ -68,23 +80,31 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         requeue: float | None = None,
         *,
         to_stable: bool = False,
+        switching: bool = False,
     ) -> Settled:
         # Blue keeps all its replicas until the rollout ends. Halted for the
         # progress deadline after the switch, traffic goes back to it (once its
         # pods are available, which they stay during the verification).
-        main = green if live else blue
+        main = green if live or switching else blue
         if to_stable and ctx.observed.available(blue) >= ctx.replicas:
             main = blue
+        through_route = exact and main == green
         return Settled(
             replicas={green: green_wanted, blue: ctx.replicas},
-            routes={"main": main, "canary": green, "preview": green},
+            routes={"main": None if through_route else main, "canary": green, "preview": green},
             phase=phase,
             reason=Explanation(reason, f"{progress}: {detail}{deadline.note(ctx, status, green)}"),
             requeue_after=gating.earliest(
                 requeue, ctx.analysis_interval, deadline.requeue(ctx, status, green)
             ),
             weight=100 if main == green else 0,
+            split=switched_split if through_route else (),
         )
+
+    def route_waits(switched: bool) -> routing.RouteWait | None:
+        if switched:
+            return routing.judge(ctx.spec, ctx.observed, None, switched_split, ())
+        return routing.judge(ctx.spec, ctx.observed, blue, (), ())
 
     judgement, interruption = gating.judge_step(ctx, status, green_wanted)
     if isinstance(interruption, gating.Halt):
@@ -96,6 +116,9 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         )
     if interruption is not None:
         return interruption
+    waiting = route_waits(live) if exact else None
+    if waiting is not None and waiting.degraded:
+        return settle("Degraded", waiting.reason, waiting.message, to_stable=True)
 
     if step == BlueGreenStage.PREVIEW_STARTING:
         if available >= green_wanted:
@@ -140,6 +163,15 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
                 Reason.SCALING_UP,
                 f"{available}/{ctx.replicas} replicas available before the switch",
             )
+        switching = route_waits(True) if exact else None
+        if switching is not None:
+            return settle(
+                "Progressing",
+                switching.reason,
+                f"switching: {switching.message}",
+                routing.ROUTE_RECHECK_SECONDS,
+                switching=True,
+            )
         if not _verifies(ctx, status):
             return transitions.promote(ctx, status, scale_down_delay=delay)
         return Transition(
@@ -156,6 +188,8 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         )
     if step == BlueGreenStage.VERIFIED:
         return transitions.promote(ctx, status)
+    if waiting is not None:
+        return settle("Progressing", waiting.reason, waiting.message, routing.ROUTE_RECHECK_SECONDS)
     ends = gating.deadline(status.step_started_at, delay, ctx.now)
     if ctx.now < ends:
         return settle(

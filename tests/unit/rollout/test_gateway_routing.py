@@ -11,7 +11,7 @@ import pytest
 from rollout_world import World, deployed, make_spec
 
 from modelrollout.api import ModelDeploymentSpec
-from modelrollout.rollout import RouteCheck, RouteService, SetHeaderRoutes
+from modelrollout.rollout import MetricVerdict, RouteCheck, RouteService, SetHeaderRoutes
 
 pytestmark = pytest.mark.unit
 
@@ -166,3 +166,69 @@ def test_set_header_route_without_a_router_is_an_invalid_spec() -> None:
     assert world.replicas() == before
     assert world.status.reason == "InvalidSpec"
     assert "steps[0].setHeaderRoute: needs strategy.canary.trafficRouting" in world.status.message
+
+
+BLUE_GREEN_ANALYSIS: dict[str, Any] = {
+    "interval": "10s",
+    "failureLimit": 0,
+    "prometheus": {"address": "http://prometheus:9090"},
+    "metrics": [{"name": "error-rate", "query": "errors", "max": 0.05}],
+}
+
+
+def routed_blue_green() -> tuple[World, str]:
+    spec = make_spec(
+        blue_green={
+            "previewReplicas": 1,
+            "autoPromotionSeconds": 0,
+            "scaleDownDelaySeconds": 60,
+            "trafficRouting": {"gatewayAPI": {"httpRoute": "fraud-route"}},
+        },
+        analysis=BLUE_GREEN_ANALYSIS,
+    )
+    world = deployed(spec)
+    world.route_check, world.header_routes = RouteCheck("yes"), ()
+    world.settle()
+    blue = world.revision
+    world.change_spec(model={"version": "2"})
+    return world, blue
+
+
+def measured(world: World, verdict: str) -> None:
+    world.wait(10)
+    world.verdicts["error-rate"] = MetricVerdict(verdict, world.now)  # type: ignore[arg-type]
+
+
+def test_blue_green_switches_through_the_route_and_back_on_a_failure() -> None:
+    world, blue = routed_blue_green()
+    world.settle()
+    green = world.revision
+    assert world.routes["main"] == blue and "main" not in world.route_weights, "preview: blue"
+    measured(world, "pass")
+    world.settle()
+    assert world.status.reason == "Verifying"
+    assert world.route_weights["main"] == ((blue, 0), (green, 100)), "the route switched"
+    assert world.status.canary_weight == 100
+    measured(world, "fail")
+    world.settle()
+    assert world.status.reason == "RolledBack"
+    assert world.routes["main"] == blue and "main" not in world.route_weights
+
+
+def test_blue_green_waits_for_the_route_to_carry_the_switch_before_verifying() -> None:
+    world, _ = routed_blue_green()
+    world.settle()
+    measured(world, "pass")
+    world.route_check = RouteCheck("unknown", "", "no controller reports it")
+    world.settle()
+    assert world.status.reason == "AwaitingRoute"
+    assert "switching: no controller reports it" in world.status.message
+    assert world.status.stage == "ScalingUp", "not verifying a switch the gateway has not made"
+    world.route_check = RouteCheck("yes")
+    world.settle()
+    assert world.status.reason == "Verifying"
+    world.wait(60)
+    measured(world, "pass")
+    world.settle()
+    assert world.status.phase == "Healthy" and world.routes["main"] == world.revision
+    assert "main" not in world.route_weights
