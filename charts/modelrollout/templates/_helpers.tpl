@@ -72,6 +72,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [services]
   verbs: [list, create, patch]
+# Shadow steps: the <name>-shadow ConfigMap the model servers mount, telling the
+# stable revision's servers what share to copy to the canary, and where.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, patch]
 # spec.retraining: one Job per run, made, read back (how it ended), and deleted
 # beyond retraining.historyLimit. List only, no watch: a running Job is looked
 # at every few seconds. Its pod's termination message (read with the pods list

@@ -31,6 +31,7 @@ from modelrollout.api.spec import (
     Notifications,
     PauseStep,
     Retraining,
+    ShadowStep,
     Strategy,
     WebhookNotification,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "RetrainingRun",
     "RetrainingStatus",
     "RollbackRecord",
+    "ShadowStep",
     "SpecError",
     "Strategy",
     "Timer",

@@ -67,6 +67,18 @@ def service_name(md_name: str) -> str:
     return md_name
 
 
+# Shadow traffic: the ConfigMap the operator writes and every revision's pods mount
+# (optional, so a pod starts before it exists); the model server reads the key.
+SHADOW_CONFIG_KEY: Final = "shadow.json"
+SHADOW_MOUNT_PATH: Final = "/etc/modelrollout/shadow"
+SHADOW_VOLUME: Final = "modelrollout-shadow"
+
+
+def shadow_config_name(md_name: str) -> str:
+    """The ConfigMap telling the model servers what to mirror, and where."""
+    return f"{md_name}-shadow"
+
+
 def canary_service_name(md_name: str) -> str:
     """The Service that reaches only the revision being rolled out."""
     return f"{md_name}-canary"

@@ -29,6 +29,7 @@ class Reason(StrEnum):
     AVAILABLE = "Available"
     WAITING_FOR_CANARY = "WaitingForCanary"
     PAUSE_STEP = "PauseStep"
+    SHADOWING = "Shadowing"
     PROMOTING = "Promoting"
     PREVIEW_STARTING = "PreviewStarting"
     PREVIEWING = "Previewing"

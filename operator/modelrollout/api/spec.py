@@ -57,7 +57,7 @@ QUERY_VARIABLES = frozenset(
 
 # Said both by the validators below and by the API server's CEL rules.
 ONE_STEP_KIND: Final = (
-    "each step sets exactly one of setWeight, pause, setCanaryScale or setHeaderRoute"
+    "each step sets exactly one of setWeight, pause, setCanaryScale, setHeaderRoute or shadow"
 )
 ONE_ROUTE_FIELD: Final = "set exactly one of httpRoute or httpRoutes"
 ONE_CANARY_SCALE: Final = (
@@ -388,14 +388,28 @@ class HeaderRoute(SpecModel):
     )
 
 
+class ShadowStep(SpecModel):
+    """The challenger receives a copy of `percent`% of live requests for `duration`;
+    its answers reach no client. The stable revision's model servers send the
+    copies and compare the answers (modelserver_shadow_* metrics); analysis
+    metrics with `shadow: true` decide the step."""
+
+    percent: int = Field(ge=1, le=100, description="Percent of live requests copied.")
+    duration: str = Field(pattern=DURATION_PATTERN, max_length=64)
+
+    @property
+    def seconds(self) -> float:
+        return parse_duration(self.duration)
+
+
 class CanaryStep(SpecModel):
-    """One step: exactly one of setWeight, pause, setCanaryScale or setHeaderRoute."""
+    """One step: exactly one of setWeight, pause, setCanaryScale, setHeaderRoute or shadow."""
 
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
                 "[has(self.setWeight), has(self.pause), has(self.setCanaryScale), "
-                "has(self.setHeaderRoute)].exists_one(x, x)",
+                "has(self.setHeaderRoute), has(self.shadow)].exists_one(x, x)",
                 ONE_STEP_KIND,
             )
         )
@@ -415,10 +429,20 @@ class CanaryStep(SpecModel):
         default=None,
         description="Send requests matching headers or a cookie to the canary (trafficRouting).",
     )
+    shadow: ShadowStep | None = Field(
+        default=None,
+        description="Copy a share of live requests to the canary; no client sees its answers.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> CanaryStep:
-        kinds = (self.set_weight, self.pause, self.set_canary_scale, self.set_header_route)
+        kinds = (
+            self.set_weight,
+            self.pause,
+            self.set_canary_scale,
+            self.set_header_route,
+            self.shadow,
+        )
         if sum(kind is not None for kind in kinds) != 1:
             raise ValueError(ONE_STEP_KIND)
         return self
@@ -607,6 +631,13 @@ class Metric(SpecModel):
     max_decrease: float | None = Field(default=None, ge=0)
     # Measured and reported, never decides the rollout.
     dry_run: bool = Field(default=False, description="Measure and report, never decide.")
+    shadow: bool = Field(
+        default=False,
+        description=(
+            "Judge this metric during shadow steps only (the comparison of the copies); "
+            "the others are judged on the traffic the new revision answers, not then."
+        ),
+    )
 
     @model_validator(mode="after")
     def _has_a_bound(self) -> Metric:

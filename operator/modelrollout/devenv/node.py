@@ -364,6 +364,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 "x509": {"clientCAFile": str(pki_dir / "ca.crt")},
             },
             "authorization": {"mode": "Webhook"},
+            # ConfigMap volumes (the shadow step's <name>-shadow) are refreshed on the
+            # pod sync: every 10 s here instead of the default minute.
+            "syncFrequency": "10s",
             # No cluster DNS and no host resolver inside pods: name lookups would
             # otherwise go to the machine's own resolver.
             "resolvConf": "",

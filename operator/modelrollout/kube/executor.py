@@ -16,17 +16,19 @@ from kubernetes.client.exceptions import ApiException
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner
-from modelrollout.kube.manifests import retraining_job, revision_deployment
+from modelrollout.kube.manifests import retraining_job, revision_deployment, shadow_config
 from modelrollout.rollout import (
     Action,
     DeleteRetrainingJob,
     DeleteRevision,
     EnsureRevision,
+    Mirror,
     Observed,
     RouteService,
     RunRetrainingJob,
     ScaleRevision,
     SetHeaderRoutes,
+    SetMirror,
 )
 from modelrollout.traffic.router import Backends, Router
 
@@ -37,6 +39,7 @@ class Executor:
     def __init__(self, api: client.ApiClient, router: Router) -> None:
         self._apps = client.AppsV1Api(api)
         self._batch = client.BatchV1Api(api)
+        self._core = client.CoreV1Api(api)
         self._router = router
 
     def apply(
@@ -59,6 +62,8 @@ class Executor:
                     self._router.set_route(owner, spec, role, backends)
                 case SetHeaderRoutes(routes=routes, revision=revision):
                     self._router.set_header_routes(owner, spec, routes, revision)
+                case SetMirror(mirror=mirror):
+                    self._set_mirror(owner, spec, mirror)
                 case RunRetrainingJob():
                     self._run_job(owner, spec, action)
                 case DeleteRetrainingJob(name=name):
@@ -108,6 +113,24 @@ class Executor:
         except ApiException as error:
             if error.status != NOT_FOUND:
                 raise
+
+    def _set_mirror(self, owner: Owner, spec: ModelDeploymentSpec, mirror: Mirror | None) -> None:
+        url = ""
+        if mirror is not None:
+            canary = self._core.read_namespaced_service(
+                n.canary_service_name(owner.name), owner.namespace
+            )
+            address = canary.spec.cluster_ip if canary.spec else None
+            url = f"http://{address}:{spec.service.port}"
+        body = shadow_config(owner, mirror, url)
+        try:
+            self._core.create_namespaced_config_map(owner.namespace, cast(Any, body))
+        except ApiException as error:
+            if error.status != CONFLICT:
+                raise
+            self._core.patch_namespaced_config_map(
+                n.shadow_config_name(owner.name), owner.namespace, {"data": body["data"]}
+            )
 
     def _run_job(self, owner: Owner, spec: ModelDeploymentSpec, run: RunRetrainingJob) -> None:
         try:

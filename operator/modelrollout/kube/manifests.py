@@ -10,12 +10,14 @@ deletes everything it made.
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner, common_labels
-from modelrollout.rollout import RunRetrainingJob
+from modelrollout.rollout import Mirror, RunRetrainingJob
 
 
 def revision_labels(md_name: str, revision: str, model_version: str) -> dict[str, str]:
@@ -50,6 +52,52 @@ def _with_injected_env(container: dict[str, Any], env: list[dict[str, str]]) -> 
     return {**container, "env": [*kept, *env]}
 
 
+def _with_shadow_mount(container: dict[str, Any]) -> dict[str, Any]:
+    # Every revision mounts it: the champion of a later rollout's shadow step is a
+    # revision made before anyone wrote that step.
+    mounts = [m for m in container.get("volumeMounts") or [] if m.get("name") != n.SHADOW_VOLUME]
+    mount = {"name": n.SHADOW_VOLUME, "mountPath": n.SHADOW_MOUNT_PATH, "readOnly": True}
+    return {**container, "volumeMounts": [*mounts, mount]}
+
+
+def shadow_config(owner: Owner, mirror: Mirror | None, url: str) -> dict[str, Any]:
+    """The `<md>-shadow` ConfigMap: what the model servers mirror (percent 0: nothing)
+    and to which address (the canary Service's ClusterIP: pods need no DNS)."""
+    body = (
+        {"percent": 0}
+        if mirror is None
+        else {
+            "percent": mirror.percent,
+            "champion": mirror.champion,
+            "challenger": mirror.challenger,
+            "url": url,
+        }
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": n.shadow_config_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": common_labels(owner.name),
+            "ownerReferences": [owner.reference()],
+        },
+        "data": {n.SHADOW_CONFIG_KEY: json.dumps(body, sort_keys=True)},
+    }
+
+
+def read_mirror(data: Mapping[str, str] | None) -> Mirror | None:
+    """The Mirror a `<md>-shadow` ConfigMap's data says; None for none or unreadable."""
+    try:
+        body = json.loads((data or {}).get(n.SHADOW_CONFIG_KEY) or "{}")
+        percent = int(body.get("percent") or 0)
+        if percent <= 0:
+            return None
+        return Mirror(percent, str(body["champion"]), str(body["challenger"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def revision_deployment(
     owner: Owner, spec: ModelDeploymentSpec, revision: str, replicas: int
 ) -> dict[str, Any]:
@@ -64,7 +112,17 @@ def revision_deployment(
     metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
     pod_spec = template["spec"]
     env = injected_env(spec, revision)
-    pod_spec["containers"] = [_with_injected_env(c, env) for c in pod_spec["containers"]]
+    pod_spec["containers"] = [
+        _with_shadow_mount(_with_injected_env(c, env)) for c in pod_spec["containers"]
+    ]
+    pod_spec["volumes"] = [
+        *(v for v in pod_spec.get("volumes") or [] if v.get("name") != n.SHADOW_VOLUME),
+        {
+            "name": n.SHADOW_VOLUME,
+            # Optional: the ConfigMap exists only once a shadow step has run.
+            "configMap": {"name": n.shadow_config_name(owner.name), "optional": True},
+        },
+    ]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -14,15 +14,17 @@ from dataclasses import replace
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner, owned_selector
 from modelrollout.kube.jobs import job_observation, with_termination
-from modelrollout.kube.manifests import retraining_selector
+from modelrollout.kube.manifests import read_mirror, retraining_selector
 from modelrollout.kube.pods import replica_failure, revision_pods
 from modelrollout.rollout import (
     SERVICE_ROLES,
+    Mirror,
     Observed,
     PodCause,
     PodsObservation,
@@ -40,6 +42,19 @@ def _owned_by(metadata: client.V1ObjectMeta | None, owner: Owner) -> bool:
 
 def _labels(metadata: client.V1ObjectMeta | None) -> dict[str, str]:
     return dict((metadata.labels if metadata else None) or {})
+
+
+NOT_FOUND = 404
+
+
+def _mirror(core: client.CoreV1Api, owner: Owner) -> Mirror | None:
+    try:
+        found = core.read_namespaced_config_map(n.shadow_config_name(owner.name), owner.namespace)
+    except ApiException as error:
+        if error.status == NOT_FOUND:
+            return None
+        raise
+    return read_mirror(found.data)
 
 
 def observe(
@@ -85,6 +100,7 @@ def observe(
         ),
         name=owner.name,
         route_check=router.route_check(owner, spec),
+        mirror=_mirror(core, owner),
         header_routes=router.header_routes(owner, spec),
     )
 

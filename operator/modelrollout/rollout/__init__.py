@@ -15,6 +15,7 @@ from modelrollout.rollout.actions import (
     RunRetrainingJob,
     ScaleRevision,
     SetHeaderRoutes,
+    SetMirror,
 )
 from modelrollout.rollout.analysis import WEBHOOK_CHECK
 from modelrollout.rollout.clock import stamp
@@ -23,6 +24,7 @@ from modelrollout.rollout.measurement import MeasurementRequest, request
 from modelrollout.rollout.observed import (
     SERVICE_ROLES,
     MetricVerdict,
+    Mirror,
     Observed,
     PodCause,
     PodCauseKind,
@@ -61,6 +63,7 @@ __all__ = [
     "Explanation",
     "MeasurementRequest",
     "MetricVerdict",
+    "Mirror",
     "Observed",
     "Plan",
     "PodCause",
@@ -78,6 +81,7 @@ __all__ = [
     "ScaleRevision",
     "ServiceRole",
     "SetHeaderRoutes",
+    "SetMirror",
     "StoredVersion",
     "Tracker",
     "champion_version",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from modelrollout.api import HeaderRoute
-    from modelrollout.rollout.observed import ServiceRole
+    from modelrollout.rollout.observed import Mirror, ServiceRole
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,14 @@ class SetHeaderRoutes:
 
 
 @dataclass(frozen=True)
+class SetMirror:
+    """Write the `<name>-shadow` ConfigMap the model servers read: `mirror`, or no
+    shadow traffic (percent 0) for None."""
+
+    mirror: Mirror | None
+
+
+@dataclass(frozen=True)
 class RunRetrainingJob:
     """Create retraining Job `name` (run `number`) from spec.retraining.job with `env`
     added to its containers; one that exists already is left as it is."""
@@ -101,6 +109,7 @@ Action = (
     | DeleteRevision
     | RouteService
     | SetHeaderRoutes
+    | SetMirror
     | RunRetrainingJob
     | DeleteRetrainingJob
 )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from modelrollout.api import format_seconds
 from modelrollout.api.reasons import Reason
-from modelrollout.rollout import analysis, clock, gating, routing, transitions
+from modelrollout.rollout import analysis, clock, gating, routing, shadow, transitions
 from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.outcome import Event, Explanation, Settled, Transition
 from modelrollout.rollout.weights import (
@@ -46,10 +46,15 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         else step_weight([s.set_weight for s in steps[: index + 1] if s.set_weight is not None])
     )
     exact = routing.exact(ctx.spec)
-    wanted = (
+    # Pods for the traffic the canary answers; a shadow step adds pods for its copies.
+    answering = (
         routing.canary_scale(ctx.replicas, steps, index, weight)
         if exact
         else canary_replicas(ctx.replicas, weight)
+    )
+    shadowing = shadow.current(ctx.spec, status)
+    wanted = (
+        max(answering, shadow.pods(ctx.replicas, shadowing.percent)) if shadowing else answering
     )
     available = ctx.observed.available(canary)
     if exact and promoting and available < ctx.replicas:
@@ -57,7 +62,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         weight = step_weight([s.set_weight for s in steps if s.set_weight is not None])
     # With exact weights the route, not the pods, decides the share: the main
     # Service keeps the stable alone until the route gives the canary any.
-    spans_both = weight > 0 if exact else wanted > 0
+    spans_both = weight > 0 if exact else answering > 0
     split = ((stable, 100 - weight), (canary, weight))
     header_routes = routing.header_routes_at(steps, index) if exact else ()
     if exact:
@@ -91,7 +96,9 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         # exact weights the stable keeps every replica: the route can give its
         # share back at once.
         stable_wanted = (
-            ctx.replicas if to_stable or exact else stable_replicas(ctx.replicas, wanted, available)
+            ctx.replicas
+            if to_stable or exact
+            else stable_replicas(ctx.replicas, answering, available)
         )
         main = None if spans_both else stable
         if to_stable and ctx.observed.available(stable) >= ctx.replicas:
@@ -107,6 +114,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             weight=in_effect if main is None else 0,
             split=split,
             header_routes=() if to_stable else header_routes,
+            mirror=None if to_stable else shadow.mirror(shadowing, stable, canary),
         )
 
     judgement, interruption = gating.judge_step(ctx, status, wanted)
@@ -140,7 +148,8 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         )
 
     step = steps[index]
-    if (step.set_weight is not None or step.set_canary_scale is not None) and available < wanted:
+    sized = step.set_weight is not None or step.set_canary_scale is not None or step.shadow
+    if sized and available < wanted:
         return settle(
             "Progressing",
             Reason.WAITING_FOR_CANARY,
@@ -148,6 +157,16 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         )
     if waiting is not None:
         return settle("Progressing", waiting.reason, waiting.message, routing.ROUTE_RECHECK_SECONDS)
+    if step.shadow is not None:
+        ends = gating.deadline(status.step_started_at, step.shadow.seconds, ctx.now)
+        if ctx.now < ends:
+            return settle(
+                "Progressing",
+                Reason.SHADOWING,
+                f"the canary answers a copy of {step.shadow.percent}% of requests, seen by no "
+                f"client, until {clock.stamp(ends)}",
+                (ends - ctx.now).total_seconds(),
+            )
     if step.pause is not None:
         seconds = step.pause.seconds
         if seconds is None:
@@ -191,6 +210,8 @@ def _describe(step: CanaryStep) -> str:
         if scale.weight is not None:
             return f"canary scale {scale.weight}%"
         return "canary scale matching the weight"
+    if step.shadow is not None:
+        return f"shadow {step.shadow.percent}% for {step.shadow.duration}"
     if step.set_header_route is not None:
         route = step.set_header_route
         return f"header route {route.name}" + ("" if route.match else " removed")

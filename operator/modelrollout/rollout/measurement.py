@@ -12,6 +12,9 @@ while nobody measures it.
 - No rollout: the stable revision, the drift watch (metrics without compareTo,
   which have nothing to compare with; not the webhook, which gates rollouts).
   It is measured only while Healthy: Degraded or scaling, nothing settled serves.
+- During a canary shadow step, only the metrics marked `shadow: true` (and the
+  webhook); outside one, only the others: the copies' comparison is measured
+  while copies are sent, the canary's own answers once it answers clients.
 - Without a configured analysis, nothing.
 
 A check is due when its last measurement (status.analysis[name].measuredAt) is an
@@ -25,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from modelrollout.rollout import stages
+from modelrollout.rollout import shadow, stages
 from modelrollout.rollout.analysis import WEBHOOK_CHECK
 from modelrollout.rollout.query_variables import QueryContext, variables
 
@@ -85,7 +88,13 @@ def scope(
         if status.rollout_source == "Undo" or status.canary_revision is None:
             return None
         switched = stages.switched(spec, status) if after_switch is None else after_switch
-        return _scope(analysis, "rollout", status.canary_revision, comparisons=not switched)
+        return _scope(
+            analysis,
+            "rollout",
+            status.canary_revision,
+            comparisons=not switched,
+            shadowing=shadow.current(spec, status) is not None,
+        )
     if status.stable_revision is None:
         return None
     return _scope(analysis, "drift-watch", status.stable_revision, comparisons=False)
@@ -147,22 +156,40 @@ def request(
     )
 
 
-def _scope(analysis: Analysis, purpose: Purpose, revision: str, *, comparisons: bool) -> Scope:
+def _scope(
+    analysis: Analysis,
+    purpose: Purpose,
+    revision: str,
+    *,
+    comparisons: bool,
+    shadowing: bool = False,
+) -> Scope:
     return Scope(
         purpose=purpose,
         revision=revision,
-        checks=_names(analysis, purpose, comparisons=comparisons, gating_only=False),
-        gating=_names(analysis, purpose, comparisons=comparisons, gating_only=True),
+        checks=_names(
+            analysis, purpose, comparisons=comparisons, gating_only=False, shadowing=shadowing
+        ),
+        gating=_names(
+            analysis, purpose, comparisons=comparisons, gating_only=True, shadowing=shadowing
+        ),
     )
 
 
 def _names(
-    analysis: Analysis, purpose: Purpose, *, comparisons: bool, gating_only: bool
+    analysis: Analysis,
+    purpose: Purpose,
+    *,
+    comparisons: bool,
+    gating_only: bool,
+    shadowing: bool = False,
 ) -> tuple[str, ...]:
     names = [
         metric.name
         for metric in analysis.metrics
-        if (comparisons or metric.compare_to is None) and not (gating_only and metric.dry_run)
+        if (comparisons or metric.compare_to is None)
+        and not (gating_only and metric.dry_run)
+        and metric.shadow == shadowing
     ]
     if purpose == "rollout" and analysis.webhook is not None:
         names.append(WEBHOOK_CHECK)

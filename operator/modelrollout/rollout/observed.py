@@ -148,6 +148,17 @@ class RouteCheck:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Mirror:
+    """Shadow traffic as the model servers are told it (the `<name>-shadow`
+    ConfigMap): the pods of `champion` copy `percent`% of their requests to the
+    `<name>-canary` Service, which selects `challenger`."""
+
+    percent: int
+    champion: str
+    challenger: str
+
+
 RetrainingJobState = Literal["Running", "Succeeded", "Failed"]
 
 
@@ -194,6 +205,8 @@ class Observed:
     exact weights (None: Service selectors, which nothing but kube-proxy reads).
     `header_routes` are the names of the header routes in effect, sorted (None:
     a router that has none).
+    `mirror` is the shadow traffic the model servers are told to send (None: none,
+    or no ConfigMap yet).
     `verdicts` maps a check name (metric name, or `WEBHOOK_CHECK`) to its latest
     measurement; empty while nothing was measured.
     """
@@ -212,6 +225,7 @@ class Observed:
     name: str = ""
     route_check: RouteCheck | None = None
     header_routes: tuple[str, ...] | None = None
+    mirror: Mirror | None = None
 
     def revision(self, revision: str | None) -> RevisionObservation | None:
         return next((r for r in self.revisions if r.revision == revision), None)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from modelrollout.api import HeaderRoute, ModelDeploymentStatus, Phase
     from modelrollout.api.reasons import Reason
     from modelrollout.rollout.actions import Action
-    from modelrollout.rollout.observed import ServiceRole
+    from modelrollout.rollout.observed import Mirror, ServiceRole
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ class Settled:
     split: tuple[tuple[str, int], ...] = ()
     # The header routes wanted (sorted by name), sending their requests to the canary.
     header_routes: tuple[HeaderRoute, ...] = ()
+    # Shadow traffic wanted (a shadow step); None: none.
+    mirror: Mirror | None = None
 
 
 @dataclass(frozen=True)

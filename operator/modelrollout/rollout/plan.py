@@ -37,6 +37,7 @@ from modelrollout.rollout.actions import (
     RouteService,
     ScaleRevision,
     SetHeaderRoutes,
+    SetMirror,
 )
 from modelrollout.rollout.conditions import conditions_for
 from modelrollout.rollout.context import Context
@@ -250,6 +251,8 @@ def _actions(ctx: Context, replicas: Mapping[str, int], settled: Settled) -> tup
     if observed.header_routes is not None and observed.header_routes != names:
         canary = settled.routes.get("canary") if names else None
         route_changes.append(SetHeaderRoutes(settled.header_routes, canary))
+    if observed.mirror != settled.mirror:
+        route_changes.append(SetMirror(settled.mirror))
     return (*ups, *route_changes, *downs, *deletes)
 
 

@@ -29,6 +29,16 @@ def spec_problems(spec: ModelDeploymentSpec) -> list[str]:
                     "strategy.canary.trafficRouting (without a router the weight is the "
                     "replica ratio and no request can be routed by header)"
                 )
+    if canary is not None:
+        moved = False
+        for index, step in enumerate(canary.steps):
+            if step.shadow is not None and moved:
+                problems.append(
+                    f"spec.strategy.canary.steps[{index}].shadow: a shadow step must come before "
+                    "any setWeight above 0 (once the canary answers clients, its answers are "
+                    "no longer only compared)"
+                )
+            moved = moved or bool(step.set_weight)
     problems += _template_problems(spec.template)
     if spec.analysis is not None:
         for index, metric in enumerate(spec.analysis.metrics):

@@ -26,6 +26,7 @@ from modelrollout.rollout import (
     EnsureRevision,
     Event,
     MetricVerdict,
+    Mirror,
     Observed,
     Plan,
     RetrainingJobObservation,
@@ -36,6 +37,7 @@ from modelrollout.rollout import (
     ScaleRevision,
     ServiceRole,
     SetHeaderRoutes,
+    SetMirror,
     plan,
 )
 
@@ -85,6 +87,8 @@ class World:
     route_weights: dict[ServiceRole, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     header_routes: tuple[str, ...] | None = None
     route_check: RouteCheck | None = None
+    # What the `<name>-shadow` ConfigMap tells the model servers.
+    mirror: Mirror | None = None
     verdicts: dict[str, MetricVerdict] = field(default_factory=dict)
     command: str | None = None
     # What spec.model.registry resolved to, as the handler hands it to the core.
@@ -111,6 +115,7 @@ class World:
             route_weights=dict(self.route_weights),
             header_routes=self.header_routes,
             route_check=self.route_check,
+            mirror=self.mirror,
             command=self.command,
             verdicts=dict(self.verdicts),
             registry=self.registry,
@@ -148,6 +153,8 @@ class World:
                         self.route_weights[role] = weights
                     else:
                         self.route_weights.pop(role, None)
+                case SetMirror(mirror):
+                    self.mirror = mirror
                 case SetHeaderRoutes(routes):
                     self.header_routes = tuple(route.name for route in routes)
                 case RunRetrainingJob(name, number):
