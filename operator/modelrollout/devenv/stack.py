@@ -77,6 +77,12 @@ MODEL_LOADED_QUERY = f"max(modelserver_model_info{{{_REVISION_SERIES}}})"
 ACCURACY_QUERY = f"avg(modelserver_feedback_accuracy{{{_REVISION_SERIES}}})"
 # A regressor's live mean absolute error from labelled feedback, the same way.
 MAE_QUERY = f"avg(modelserver_feedback_mae{{{_REVISION_SERIES}}})"
+# A shadow step's comparison: the share of copied rows on which the challenger (the
+# canary) agreed with the stable's answer, on the stable's worst server.
+SHADOW_AGREEMENT_QUERY = (
+    'min(modelserver_shadow_agreement_ratio{namespace="{{ namespace }}",deployment="{{ name }}",'
+    'model_version="{{ stableVersion }}",challenger_version="{{ canaryVersion }}"})'
+)
 # Small windows so seconds of traffic make drift and accuracy visible (150 rows
 # keep the PSI of undrifted wine traffic under ~0.1, the shifted model near 0.9);
 # the server's defaults (1000 rows, 5 s) suit production traffic, not a demo.
@@ -86,6 +92,8 @@ FAST_SERVER_ENV = {
     "MODELSERVER_DRIFT_INTERVAL_SECONDS": "1",
     "MODELSERVER_FEEDBACK_WINDOW": "100",
     "MODELSERVER_FEEDBACK_MIN_SAMPLES": "30",
+    "MODELSERVER_SHADOW_WINDOW": "300",
+    "MODELSERVER_SHADOW_MIN_SAMPLES": "150",
 }
 
 

@@ -3,13 +3,15 @@ docs/architecture.md ("Names"), and an owner reference so deleting it deletes th
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from modelrollout.api import parse_spec
 from modelrollout.api.ownership import Owner
-from modelrollout.kube.manifests import revision_deployment
+from modelrollout.kube.manifests import read_mirror, revision_deployment, shadow_config
+from modelrollout.rollout import Mirror
 from modelrollout.traffic.services import service
 
 pytestmark = pytest.mark.unit
@@ -136,3 +138,37 @@ def test_services_select_by_role(
         {"name": "http", "protocol": "TCP", "port": 80, "targetPort": "http"}
     ]
     assert svc["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_every_revision_mounts_the_shadow_config_optionally() -> None:
+    """A later rollout's champion is a revision made before its shadow step was written."""
+    pod = revision_deployment(OWNER, spec(), "abc123", 2)["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "modelrollout-shadow", "configMap": {"name": "fraud-shadow", "optional": True}}
+    ]
+    for container in pod["containers"]:
+        assert container["volumeMounts"] == [
+            {
+                "name": "modelrollout-shadow",
+                "mountPath": "/etc/modelrollout/shadow",
+                "readOnly": True,
+            }
+        ]
+
+
+def test_the_shadow_config_names_the_champion_the_challenger_and_the_address() -> None:
+    mirror = Mirror(25, "old1", "new2")
+    body = shadow_config(OWNER, mirror, "http://10.96.0.7:80")
+    assert body["metadata"]["name"] == "fraud-shadow"
+    assert body["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert json.loads(body["data"]["shadow.json"]) == {
+        "percent": 25,
+        "champion": "old1",
+        "challenger": "new2",
+        "url": "http://10.96.0.7:80",
+    }
+    assert read_mirror(body["data"]) == mirror
+    off = shadow_config(OWNER, None, "")
+    assert json.loads(off["data"]["shadow.json"]) == {"percent": 0}
+    assert read_mirror(off["data"]) is None
+    assert read_mirror({"shadow.json": "{not json"}) is None

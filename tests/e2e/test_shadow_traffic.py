@@ -1,0 +1,72 @@
+"""Shadow steps on real pods: the stable's model servers copy live requests to the
+challenger and compare its answers; a challenger that disagrees is rejected
+before any client sees one of its answers, and one that agrees goes on to its
+weighted steps.
+
+The clients are the load generator's, sending to the Service's ClusterIP
+through kube-proxy; what they received is judged by the model version each
+answer names. The comparison is the stable servers' own
+(modelserver_shadow_agreement_ratio), scraped by the stack's Prometheus.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from modelrollout.devenv.stack import SHADOW_AGREEMENT_QUERY, Artifact, ServingStack
+from support.rollouts import Rollouts
+from support.serving import deploy_first_version, model_deployment
+
+pytestmark = pytest.mark.e2e
+
+AGREEMENT = {"name": "agreement", "query": SHADOW_AGREEMENT_QUERY, "min": 0.97, "shadow": True}
+STEPS = [
+    {"shadow": {"percent": 100, "duration": "10s"}},
+    {"setWeight": 50},
+    {"pause": {"duration": "2s"}},
+]
+
+
+def test_a_disagreeing_challenger_is_rejected_in_shadow_unseen_and_an_agreeing_one_goes_on(
+    rollouts: Rollouts, models: dict[str, Artifact], stack: ServingStack
+) -> None:
+    body = model_deployment(
+        stack,
+        "wine",
+        models["baseline"],
+        metrics=[AGREEMENT],
+        strategy={"canary": {"steps": STEPS}},
+        failure_limit=0,
+    )
+    traffic = deploy_first_version(rollouts, stack, body)
+
+    rollouts.patch_spec("wine", stack.served_spec(models["degraded"], "2"))
+    status = rollouts.wait_status(
+        "wine",
+        "the disagreeing v2 rolled back",
+        lambda s: s.get("reason") == "RolledBack",
+        timeout=300,
+    )
+    rollback = status["lastRollback"]
+    assert (rollback["version"], rollback["metric"]) == ("2", "agreement"), rollback
+    assert rollback["value"] < 0.97
+    answered = traffic.stats()
+    assert "2" not in answered, f"a client received an answer of the challenger: {answered}"
+    assert set(answered["1"].codes) == {"200"}, answered["1"].codes
+
+    # The same model as a new version agrees on every copy: it goes on to take traffic.
+    rollouts.patch_spec("wine", stack.served_spec(models["baseline"], "3"))
+    status = rollouts.wait_status(
+        "wine",
+        "v3 promoted",
+        lambda s: s.get("stableVersion") == "3" and s.get("phase") == "Healthy",
+        timeout=300,
+    )
+    assert status["analysis"]["agreement"]["failures"] == 0
+    assert status["analysis"]["agreement"]["value"] == 1.0
+    answered = traffic.stats()
+    assert "3" in answered and "2" not in answered, answered
+    print(
+        f"\n[figure] shadow: v2 rejected at agreement {rollback['value']:.3f} (min 0.97) with "
+        f"{sum(answered['1'].codes.values())} client answers all by v1 until v3; v3 agreed 1.0"
+    )
