@@ -97,15 +97,16 @@ class DriftMonitor:
 
 
 class Ring:
-    """The last `window` rows of small integers (bin indexes, flags), overwritten in turn."""
+    """The last `window` rows, overwritten in turn: small integers (bin indexes, flags)
+    unless told otherwise."""
 
-    def __init__(self, window: int, columns: int) -> None:
+    def __init__(self, window: int, columns: int, dtype: type[np.generic] = np.int16) -> None:
         self.window = window
-        self._rows = np.zeros((window, columns), dtype=np.int16)
+        self._rows: npt.NDArray[Any] = np.zeros((window, columns), dtype=dtype)
         self._position = 0
         self.count = 0
 
-    def write(self, rows: npt.NDArray[np.integer[Any]]) -> None:
+    def write(self, rows: npt.NDArray[Any]) -> None:
         n = len(rows)
         if n >= self.window:
             rows = rows[-self.window :]
@@ -120,7 +121,7 @@ class Ring:
         self._position = end % self.window
         self.count = min(self.count + n, self.window)
 
-    def filled(self) -> npt.NDArray[np.int16]:
+    def filled(self) -> npt.NDArray[Any]:
         """The rows written so far (order within the window does not matter to a count)."""
         return self._rows[: self.count]
 
