@@ -31,7 +31,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from modelserver.inference import INTERNAL_ERROR, InferencePath
-from modelserver.inputs import InputError
+from modelserver.inputs import Decoded, InputError
 from modelserver.openapi import openapi_document
 from modelserver.records import REVIEW_LIMIT
 from modelserver.service import ModelService
@@ -243,11 +243,12 @@ class HttpApi:
             payload, binary = split_body(raw, header_length)
             attach_binary_inputs(payload, binary)
         decoded = service.decode_v2(payload, request_id)
+        decoded.copy = is_copy(request.headers)
         result = await self.path.predict(decoded)
         outputs = service.v2_outputs(decoded, result)
         reply = service.v2_response(decoded, outputs, binary_outputs(payload, decoded.outputs))
         if "predict" in decoded.outputs:
-            self._mirror(request, "v2", raw, decoded.request_id, result.labels)
+            self._mirror(request, "v2", raw, decoded, result.labels)
         return reply
 
     async def _predict_v1(
@@ -255,8 +256,9 @@ class HttpApi:
     ) -> Reply:
         raw = await _read_body(request, self.settings.max_body_bytes)
         decoded = service.decode_v1(parse_json(raw), request_id)
+        decoded.copy = is_copy(request.headers)
         result = await self.path.predict(decoded)
-        self._mirror(request, "v1", raw, decoded.request_id, result.labels)
+        self._mirror(request, "v1", raw, decoded, result.labels)
         return service.v1_response(result), b""
 
     def _mirror(
@@ -264,16 +266,16 @@ class HttpApi:
         request: web.Request,
         route: Route,
         body: bytes,
-        request_id: str,
+        decoded: Decoded,
         predicted: npt.NDArray[Any],
     ) -> None:
         """An answered request goes to the challenger too when the shadow sample takes it;
         a copy never does (a challenger that mirrored would echo copies back and forth)."""
         mirror = self.mirror
-        if mirror is None or is_copy(request.headers) or not mirror.wanted(request_id):
+        if mirror is None or decoded.copy or not mirror.wanted(decoded.request_id):
             return
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-        mirror.offer(ShadowCopy(route, body, headers, request_id, predicted))
+        mirror.offer(ShadowCopy(route, body, headers, decoded.request_id, predicted))
 
     async def _feedback(
         self, request: web.Request, service: ModelService, request_id: str

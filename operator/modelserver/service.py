@@ -226,9 +226,11 @@ class ModelService:
             if d.unseen:
                 self.metrics.count_unseen(d.unseen)
             predictions = r.labels.tolist()
-            self.feedback.remember(d.request_id, predictions)
+            if not d.copy:
+                # A copy's label is posted at the champion, which remembers its own answer.
+                self.feedback.remember(d.request_id, predictions)
             if records is not None and sampled(d.request_id, rate):
-                records.submit(d.request_id, d.matrix, predictions)
+                records.submit(d.request_id, d.matrix, predictions, shadow=d.copy)
         if self.drift is not None:
             if len(batch) == 1:
                 self.drift.record(batch[0].numeric, batch[0].codes, results[0].labels)

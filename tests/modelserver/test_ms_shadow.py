@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry
 
 from modelrollout.devenv.ports import free_port
 from modelserver.datasets import load_dataset
-from modelserver.records import sampled
+from modelserver.records import RecordStore, sampled
 from modelserver.service import load_service
 from modelserver.settings import Settings
 from modelserver.tensors import HEADER_LENGTH, encode_raw
@@ -83,13 +83,23 @@ def champion_server(
 
 @contextmanager
 def serving_pair(
-    champion: dict[str, Any], challenger: dict[str, Any], log_dir: Path, name: str = "wine"
+    champion: dict[str, Any],
+    challenger: dict[str, Any],
+    log_dir: Path,
+    name: str = "wine",
+    **env: str,
 ) -> Iterator[Pair]:
+    """A challenger (version 2) and a champion (version 1) mirroring to it; `env` for both."""
     with (
         running_server(
-            challenger, log_dir, name, MODEL_VERSION="2", MODELROLLOUT_REVISION=CHALLENGER, **FAST
+            challenger,
+            log_dir,
+            name,
+            MODEL_VERSION="2",
+            MODELROLLOUT_REVISION=CHALLENGER,
+            **{**FAST, **env},
         ) as other,
-        champion_server(champion, log_dir, other.url, name) as (server, config),
+        champion_server(champion, log_dir, other.url, name, **env) as (server, config),
     ):
         yield Pair(server, other, config)
 
@@ -110,13 +120,13 @@ def v2_rows(matrix: np.ndarray) -> str:
     return json.dumps({"inputs": inputs})
 
 
-def send(server: Server, ids: list[str], count: int = 1) -> list[list[str]]:
+def send(server: Server, ids: list[str], count: int = 1, name: str = "wine") -> list[list[str]]:
     """One V2 request per id (`count` rows each); every answer must be 200."""
     answers = []
     for i, request_id in enumerate(ids):
         status, body, _ = http(
             "POST",
-            f"{server.url}/v2/models/wine/infer",
+            f"{server.url}/v2/models/{name}/infer",
             v2_rows(rows(i, count)),
             {"X-Request-Id": request_id},
         )
@@ -519,6 +529,57 @@ def test_a_regressor_challenger_is_measured_by_its_mean_absolute_difference(
     assert figures["agreement_ratio"] is None
     assert figures["prediction_psi"] is not None
     assert count == 40
+
+
+def live_accuracy(server: Server) -> float:
+    found: float = wait_for(
+        lambda: label(metric_samples(server.metrics(), "modelserver_feedback_accuracy")),
+        timeout=30,
+        what="the live accuracy of the labelled rows",
+    )
+    return found
+
+
+def test_with_the_records_store_a_label_at_the_champion_scores_the_challenger_too(
+    models: dict[str, dict[str, Any]], tmp_path: Path, records_dsn: str
+) -> None:
+    champion, challenger = models["wine-improved"], models["wine-degraded"]
+    # Every row of the table once: the labelling bug shows on the largest class.
+    ids = [f"labelled-{i}" for i in range(len(WINE.y))]
+    truth = [str(WINE.y[i]) for i in range(len(ids))]
+    ours, theirs = predicted(champion, ids), predicted(challenger, ids)
+    expected = {
+        "champion": sum(p == [t] for p, t in zip(ours, truth, strict=True)) / len(ids),
+        "challenger": sum(p == [t] for p, t in zip(theirs, truth, strict=True)) / len(ids),
+    }
+    print(f"expected live accuracy on the same requests: {expected}")
+    store = {
+        "MODELSERVER_RECORDS_DSN": records_dsn,
+        "MODELSERVER_RECORDS_FLUSH_SECONDS": "0.2",
+        # The gauge appears once every labelled row has joined its prediction.
+        "MODELSERVER_FEEDBACK_MIN_SAMPLES": str(len(ids)),
+    }
+    name = "shadow-records"
+    with serving_pair(champion, challenger, tmp_path, name, **store) as pair:
+        pair.config.write(plan(100))
+        mirroring(pair.champion, 100.0)
+        assert send(pair.champion, ids, name=name) == ours
+        assert settled(pair.champion)["compared"] == len(ids)
+        # Labels arrive later, at the champion: the only server clients know.
+        for request_id, label_ in zip(ids, truth, strict=True):
+            body = json.dumps({"id": request_id, "labels": [label_]})
+            url = f"{pair.champion.url}/v2/models/{name}/feedback"
+            assert http("POST", url, body)[0] == 200
+        accuracy = {
+            "champion": live_accuracy(pair.champion),
+            "challenger": live_accuracy(pair.challenger),
+        }
+    assert accuracy == pytest.approx(expected)
+    assert accuracy["challenger"] < accuracy["champion"] - 0.2
+    # The requests are the champion's: its answers, not the copies', are what feedback joins.
+    recorded = RecordStore(records_dsn)
+    assert [list(recorded.predictions(i) or ()) for i in ids] == ours
+    recorded.close()
 
 
 def test_without_a_challenger_url_nothing_is_mirrored(
