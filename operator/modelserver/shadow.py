@@ -100,6 +100,8 @@ class ShadowMirror:
         self._metrics = service.metrics.shadow
         self._max_in_flight = settings.shadow_max_in_flight
         self._timeout = settings.shadow_timeout_seconds
+        # An answer is far smaller than the largest request; this bounds a broken one.
+        self._max_answer_bytes = settings.max_body_bytes
         self._tasks: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -161,7 +163,7 @@ class ShadowMirror:
             session = self._session or self._open()
             async with session.post(self._urls[copy.route], data=copy.body, headers=headers) as r:
                 version = _version(r.headers.get(VERSION_HEADER, ""))
-                raw = await r.read()
+                raw = await _read(r, self._max_answer_bytes)
                 if r.status != 200:
                     self._failed(version, "failed", f"HTTP {r.status}")
                     return  # past the `else:` below, which follows a comparison only
@@ -244,6 +246,16 @@ def predictions(route: Route, headers: Mapping[str, str], raw: bytes) -> list[ob
         if type(size) is int:
             offset += size
     raise ShadowAnswerError("an answer without a 'predict' output")
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ShadowAnswerError(f"an answer over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _version(raw: str) -> str:

@@ -80,9 +80,16 @@ def test_a_slow_challenger_times_out_and_is_logged_once(
     ]
 
 
+# The champion takes bodies of up to 4000 bytes here (a one-row request is about 1000),
+# and reads no larger answer.
+MAX_BODY = 4000
 BAD_REPLIES = {
     "error-status": (503, b'{"error": "overloaded"}'),
     "wrong-rows": (200, b'{"outputs": [{"name": "predict", "data": ["class_0", "class_1"]}]}'),
+    "oversized": (
+        200,
+        b'{"outputs": [{"name": "predict", "data": ["class_0"]}], "pad": "%s"}' % (b"x" * MAX_BODY),
+    ),
     "down": (200, b""),  # never asked: nothing listens where the champion sends
 }
 
@@ -96,7 +103,10 @@ def test_a_challenger_that_is_down_or_answers_badly_costs_clients_nothing(
     with HeldChallenger(*BAD_REPLIES[kind]) as stub:
         stub.release.set()
         url = f"http://127.0.0.1:{free_port()}" if kind == "down" else stub.url
-        with champion_server(wine, tmp_path, url) as (champion, config):
+        with champion_server(wine, tmp_path, url, MODELSERVER_MAX_BODY_BYTES=str(MAX_BODY)) as (
+            champion,
+            config,
+        ):
             config.write(plan(100))
             mirroring(champion, 100.0)
             assert send(champion, ids) == predicted(wine, ids)
