@@ -11,6 +11,7 @@ absent rather than a noisy or misleading zero.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,16 +49,13 @@ class DriftMonitor:
         self._edges = np.full((len(numeric), width), np.inf)
         for i, f in enumerate(numeric):
             self._edges[i, : len(f.edges)] = f.edges
-        self._prediction = profile.prediction
-        self._pred_index = {c: i for i, c in enumerate(profile.prediction.categories)}
-        self._ring = np.zeros((window, len(self._columns)), dtype=np.int16)
-        self._position = 0
-        self._count = 0
+        self._prediction_bins = PredictionBins(profile.prediction)
+        self._ring = Ring(window, len(self._columns))
         self._reference = [f.reference_shares() for f in self._columns]
 
     @property
     def samples(self) -> int:
-        return self._count
+        return self._ring.count
 
     def record(
         self,
@@ -74,34 +72,13 @@ class DriftMonitor:
             )
         rows[:, self._n_numeric : -1] = categorical_codes
         rows[:, -1] = self._prediction_bins(predictions)
-        if n >= self.window:
-            rows = rows[-self.window :]
-            n = self.window
-        end = self._position + n
-        if end <= self.window:
-            self._ring[self._position : end] = rows
-        else:
-            split = self.window - self._position
-            self._ring[self._position :] = rows[:split]
-            self._ring[: n - split] = rows[split:]
-        self._position = end % self.window
-        self._count = min(self._count + n, self.window)
-
-    def _prediction_bins(self, predictions: npt.NDArray[np.generic]) -> npt.NDArray[np.intp]:
-        if self._prediction.kind == "numeric":
-            return self._prediction.bin_numeric(predictions.astype(np.float64))
-        unseen = len(self._pred_index)
-        return np.fromiter(
-            (self._pred_index.get(str(p), unseen) for p in predictions.tolist()),
-            dtype=np.intp,
-            count=len(predictions),
-        )
+        self._ring.write(rows)
 
     def evaluate(self) -> DriftSnapshot:
-        count = self._count
+        count = self._ring.count
         if count < self.min_samples or count == 0:
             return DriftSnapshot(samples=count)
-        window = self._ring[:count]
+        window = self._ring.filled()
         psis: dict[str, float] = {}
         pvalues: dict[str, float] = {}
         prediction_psi = 0.0
@@ -116,4 +93,57 @@ class DriftMonitor:
                 pvalues[column.name] = chi_square_pvalue(self._reference[j], counts)
         return DriftSnapshot(
             samples=count, feature_psi=psis, feature_pvalue=pvalues, prediction_psi=prediction_psi
+        )
+
+
+class Ring:
+    """The last `window` rows, overwritten in turn: small integers (bin indexes, flags)
+    unless told otherwise."""
+
+    def __init__(self, window: int, columns: int, dtype: type[np.generic] = np.int16) -> None:
+        self.window = window
+        self._rows: npt.NDArray[Any] = np.zeros((window, columns), dtype=dtype)
+        self._position = 0
+        self.count = 0
+
+    def write(self, rows: npt.NDArray[Any]) -> None:
+        n = len(rows)
+        if n >= self.window:
+            rows = rows[-self.window :]
+            n = self.window
+        end = self._position + n
+        if end <= self.window:
+            self._rows[self._position : end] = rows
+        else:
+            split = self.window - self._position
+            self._rows[self._position :] = rows[:split]
+            self._rows[: n - split] = rows[split:]
+        self._position = end % self.window
+        self.count = min(self.count + n, self.window)
+
+    def filled(self) -> npt.NDArray[Any]:
+        """The rows written so far (order within the window does not matter to a count)."""
+        return self._rows[: self.count]
+
+    def clear(self) -> None:
+        self._position = self.count = 0
+
+
+class PredictionBins:
+    """Predictions binned as the profile's prediction column is: a regressor's by its
+    training deciles, a class by its index, with one extra bin for a class the profile
+    never saw. Prediction drift and the shadow comparison bin the same way."""
+
+    def __init__(self, prediction: FeatureProfile) -> None:
+        self.profile = prediction
+        self._index = {c: i for i, c in enumerate(prediction.categories)}
+
+    def __call__(self, predictions: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+        if self.profile.kind == "numeric":
+            return self.profile.bin_numeric(predictions.astype(np.float64))
+        unseen = len(self._index)
+        return np.fromiter(
+            (self._index.get(str(p), unseen) for p in predictions.tolist()),
+            dtype=np.intp,
+            count=len(predictions),
         )

@@ -198,7 +198,7 @@ def parse_feedback(payload: object, numeric: bool = False) -> tuple[str, list[ob
         )
     if numeric:
         for label in labels:
-            if not _finite_number(label):
+            if not finite_number(label):
                 raise InputError(
                     "each label must be a finite number: this model is a regressor",
                     kind="bad_feedback",
@@ -210,7 +210,7 @@ def parse_feedback(payload: object, numeric: bool = False) -> tuple[str, list[ob
     return request_id, labels, source
 
 
-def _finite_number(value: object) -> bool:
+def finite_number(value: object) -> bool:
     """A JSON number a float can hold: not a bool, NaN, infinity or a 400-digit integer."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False

@@ -26,15 +26,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy.typing as npt
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from modelserver.inference import INTERNAL_ERROR, InferencePath
-from modelserver.inputs import InputError
+from modelserver.inputs import Decoded, InputError
 from modelserver.openapi import openapi_document
 from modelserver.records import REVIEW_LIMIT
 from modelserver.service import ModelService
 from modelserver.settings import Settings
+from modelserver.shadow import FORWARDED_HEADERS, Route, ShadowCopy, ShadowMirror, is_copy
 from modelserver.tensors import (
     HEADER_LENGTH,
     attach_binary_inputs,
@@ -49,6 +51,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A response's JSON, and the binary tensor data that follows it (usually none).
 Reply = tuple[dict[str, Any], bytes]
 DEFAULT_REVIEW_LIMIT = 20
+# The endpoints a champion mirrors, and a challenger serves copies on.
+MIRRORED = frozenset({"infer", "predict"})
 
 
 def _json(
@@ -88,6 +92,8 @@ class HttpApi:
         self.settings = settings
         self.registry = registry
         self.path = InferencePath(settings)
+        # Set once the model is loaded, when MODELSERVER_SHADOW_URL names a challenger.
+        self.mirror: ShadowMirror | None = None
         self._openapi: bytes | None = None
 
     @property
@@ -97,6 +103,8 @@ class HttpApi:
     def attach(self, service: ModelService) -> None:
         """The model is loaded: start answering inference and report ready."""
         self._openapi = json.dumps(openapi_document(service)).encode()
+        if self.settings.shadow_url:
+            self.mirror = ShadowMirror(self.settings, service)
         self.path.attach(service)
 
     def app(self) -> web.Application:
@@ -201,6 +209,7 @@ class HttpApi:
             request.match_info.get("version"),
             request.headers.get("X-Request-Id"),
             lambda service, request_id: work(request, service, request_id),
+            copy=endpoint in MIRRORED and is_copy(request.headers),
         )
         service = self.service
         served = served_by(request, service) if service is not None else None
@@ -234,15 +243,39 @@ class HttpApi:
             payload, binary = split_body(raw, header_length)
             attach_binary_inputs(payload, binary)
         decoded = service.decode_v2(payload, request_id)
-        outputs = service.v2_outputs(decoded, await self.path.predict(decoded))
-        return service.v2_response(decoded, outputs, binary_outputs(payload, decoded.outputs))
+        decoded.copy = is_copy(request.headers)
+        result = await self.path.predict(decoded)
+        outputs = service.v2_outputs(decoded, result)
+        reply = service.v2_response(decoded, outputs, binary_outputs(payload, decoded.outputs))
+        if "predict" in decoded.outputs:
+            self._mirror(request, "v2", raw, decoded, result.labels)
+        return reply
 
     async def _predict_v1(
         self, request: web.Request, service: ModelService, request_id: str
     ) -> Reply:
-        payload = parse_json(await _read_body(request, self.settings.max_body_bytes))
-        decoded = service.decode_v1(payload, request_id)
-        return service.v1_response(await self.path.predict(decoded)), b""
+        raw = await _read_body(request, self.settings.max_body_bytes)
+        decoded = service.decode_v1(parse_json(raw), request_id)
+        decoded.copy = is_copy(request.headers)
+        result = await self.path.predict(decoded)
+        self._mirror(request, "v1", raw, decoded, result.labels)
+        return service.v1_response(result), b""
+
+    def _mirror(
+        self,
+        request: web.Request,
+        route: Route,
+        body: bytes,
+        decoded: Decoded,
+        predicted: npt.NDArray[Any],
+    ) -> None:
+        """An answered request goes to the challenger too when the shadow sample takes it;
+        a copy never does (a challenger that mirrored would echo copies back and forth)."""
+        mirror = self.mirror
+        if mirror is None or decoded.copy or not mirror.wanted(decoded.request_id):
+            return
+        headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
+        mirror.offer(ShadowCopy(route, body, headers, decoded.request_id, predicted))
 
     async def _feedback(
         self, request: web.Request, service: ModelService, request_id: str

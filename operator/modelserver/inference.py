@@ -75,9 +75,11 @@ class InferencePath:
         version: str | None,
         supplied_id: str | None,
         work: Callable[[ModelService, str], Awaitable[T]],
+        copy: bool = False,
     ) -> Answer[T]:
         """Run `work(service, request_id)` for model `model` (and `version`), mapping every
-        failure to its status, logging refusals without client data, counting the request."""
+        failure to its status, logging refusals without client data, counting the request:
+        a champion's shadow `copy` apart from clients' requests (modelserver.shadow)."""
         start = time.perf_counter()
         service = self.service
         if service is None:
@@ -115,13 +117,19 @@ class InferencePath:
         except Exception:
             log.exception("%s failed", endpoint, extra=_logged_id(request_id, minted))
             status, error = 500, INTERNAL_ERROR
+        if copy:
+            detail["shadow_copy"] = True
         if status >= 400 and status != 500:
             log.info(
                 "%s refused",
                 endpoint,
                 extra={**detail, "status": status, **_logged_id(request_id, minted)},
             )
-        service.metrics.observe_request(endpoint, status, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        if copy:
+            service.metrics.shadow.observe_served(endpoint, status, elapsed)
+        else:
+            service.metrics.observe_request(endpoint, status, elapsed)
         return Answer(status, value, error, request_id)
 
 

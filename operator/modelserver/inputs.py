@@ -101,6 +101,8 @@ class Decoded:
     codes: npt.NDArray[np.int16]
     unseen: dict[str, int] = field(default_factory=dict)
     outputs: tuple[str, ...] = ("predict",)
+    # A champion's shadow copy (modelserver.shadow), set by the transport.
+    copy: bool = False
 
 
 class InputSchema:

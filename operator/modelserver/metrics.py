@@ -10,10 +10,13 @@ analysis tells the canary from the stable revision. A regressor's feedback
 exports errors instead of correct/incorrect: summaries of each labelled row's
 absolute and squared error (live MAE is rate(_sum)/rate(_count); RMSE the root
 of the squared one's) and windowed MAE and RMSE gauges beside the accuracy one.
+Shadow traffic (`ShadowMetrics`) adds `challenger_version` on the champion's side,
+taken from the challenger's answers, so one query names both versions.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from modelserver.agreement import AgreementSnapshot, Compared
 from modelserver.drift import DriftSnapshot
 
 # Serving one row takes about a millisecond; the default buckets start at 5 ms
@@ -32,6 +36,12 @@ LATENCY_BUCKETS = (
 FEEDBACK_OUTCOMES = ("correct", "incorrect", "unknown_request")
 # A regressor's labelled rows are scored, not right or wrong.
 REGRESSION_FEEDBACK_OUTCOMES = ("scored", "unknown_request")
+# What became of a copy sent to the challenger (modelserver.shadow).
+SHADOW_OUTCOMES = ("compared", "failed", "timeout", "dropped")
+# Challenger versions whose shadow series are kept: a rollout has one, a few cover
+# the rollouts a scrape can still see; an answer inventing versions cannot grow
+# the scrape without bound.
+MAX_CHALLENGER_VERSIONS = 4
 
 
 class LiveState(Collector):
@@ -192,6 +202,7 @@ class ServerMetrics:
         self.records_dropped = records.labels(*self._values, "dropped")
         self.live = LiveState(base)
         registry.register(self.live)
+        self.shadow = ShadowMetrics(registry, base, regression)
 
     def observe_request(self, endpoint: str, code: int, seconds: float) -> None:
         self.requests.labels(*self._values, endpoint, str(code)).inc()
@@ -220,3 +231,148 @@ class ServerMetrics:
         for error in absolute_errors:
             absolute.observe(error)
             squared.observe(error * error)
+
+
+class ShadowWindow(Collector):
+    """Reports the latest agreement window, set by the evaluator; absent before the
+    first compared answer, and its figures absent below the window's minimum."""
+
+    def __init__(self, base: dict[str, str]) -> None:
+        self._base = base
+        self.snapshot = AgreementSnapshot(challenger_version="", rows=0)
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        snapshot = self.snapshot
+        if not snapshot.rows:
+            return
+        names = [*self._base, "challenger_version"]
+        values = [*self._base.values(), snapshot.challenger_version]
+        figures: tuple[tuple[str, float | None, str], ...] = (
+            ("modelserver_shadow_window_rows", float(snapshot.rows),
+             "Compared rows in the shadow agreement window at the last evaluation."),
+            ("modelserver_shadow_agreement_ratio", snapshot.agreement,
+             "Share of the window's compared rows whose label the challenger shares (classifier)."),
+            ("modelserver_shadow_prediction_psi", snapshot.prediction_psi,
+             "PSI between the champion's and the challenger's predictions in the window."),
+            ("modelserver_shadow_mean_abs_difference", snapshot.mean_abs_difference,
+             "Mean |champion - challenger| prediction over the window's rows (regressor)."),
+        )  # fmt: skip
+        for metric, value, meaning in figures:
+            if value is not None:
+                gauge = GaugeMetricFamily(metric, meaning, labels=names)
+                gauge.add_metric(values, value)
+                yield gauge
+
+
+class ShadowMetrics:
+    """Shadow traffic on both sides (modelserver.shadow). The champion: the percent it
+    mirrors, what became of each copy, each compared row's agreement (a classifier) or
+    absolute difference (a regressor), and the window's figures. The challenger: the
+    copies it served, which modelserver_requests_total leaves out so that the error
+    rate and traffic share stay what clients got."""
+
+    def __init__(self, registry: CollectorRegistry, base: dict[str, str], regression: bool) -> None:
+        names = list(base)
+        self._values = tuple(base.values())
+        self.mirror_percent = Gauge(
+            "modelserver_shadow_mirror_percent",
+            "Percent of requests this server mirrors to the challenger now (0: not the "
+            "champion, no shadow phase, or an unusable shadow configuration).",
+            names,
+            registry=registry,
+        ).labels(*self._values)
+        self.in_flight = Gauge(
+            "modelserver_shadow_in_flight",
+            "Copies sent to the challenger and not answered yet (at most "
+            "MODELSERVER_SHADOW_MAX_IN_FLIGHT).",
+            names,
+            registry=registry,
+        ).labels(*self._values)
+        by_version = [*names, "challenger_version"]
+        self._requests = Counter(
+            "modelserver_shadow_requests",
+            "Copies of live requests sent to the challenger, by outcome: compared, failed "
+            "(refused, an error status, or no prediction for the rows), timeout, dropped "
+            "(too many in flight). challenger_version is empty when nothing answered.",
+            [*by_version, "outcome"],
+            registry=registry,
+        )
+        self._agreement: Counter | None = None
+        self._difference: Summary | None = None
+        if regression:
+            self._difference = Summary(
+                "modelserver_shadow_absolute_difference",
+                "|champion - challenger| prediction of each compared row (regressor).",
+                by_version,
+                registry=registry,
+            )
+        else:
+            self._agreement = Counter(
+                "modelserver_shadow_agreement",
+                "Compared rows, by whether the challenger predicted the champion's label.",
+                [*by_version, "agreed"],
+                registry=registry,
+            )
+        self._served = Counter(
+            "modelserver_shadow_served",
+            "Shadow copies this server answered as the challenger, by endpoint and code "
+            "(not in modelserver_requests_total).",
+            [*names, "endpoint", "code"],
+            registry=registry,
+        )
+        self._served_duration = Histogram(
+            "modelserver_shadow_served_duration_seconds",
+            "Time from a shadow copy received to its answer ready, by endpoint.",
+            [*names, "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.window = ShadowWindow(base)
+        registry.register(self.window)
+        self._versions: list[str] = []
+
+    def count_outcome(self, challenger_version: str, outcome: str) -> None:
+        self._known(challenger_version)
+        self._requests.labels(*self._values, challenger_version, outcome).inc()
+
+    def count_compared(self, challenger_version: str, compared: Compared) -> None:
+        self.count_outcome(challenger_version, "compared")
+        if self._agreement is not None:
+            agreement = self._agreement
+            agreement.labels(*self._values, challenger_version, "true").inc(compared.agreed)
+            disagreed = compared.rows - compared.agreed
+            agreement.labels(*self._values, challenger_version, "false").inc(disagreed)
+        if self._difference is not None:
+            difference = self._difference.labels(*self._values, challenger_version)
+            for value in compared.differences:
+                difference.observe(value)
+
+    def observe_served(self, endpoint: str, code: int, seconds: float) -> None:
+        self._served.labels(*self._values, endpoint, str(code)).inc()
+        self._served_duration.labels(*self._values, endpoint).observe(seconds)
+
+    def _known(self, version: str) -> None:
+        """A version's series, all at 0 from its first copy (so rate() sees the first
+        increment); the oldest version's go when one too many has answered."""
+        if version in self._versions:
+            return
+        self._versions.append(version)
+        for outcome in SHADOW_OUTCOMES:
+            self._requests.labels(*self._values, version, outcome)
+        if self._agreement is not None:
+            for agreed in ("true", "false"):
+                self._agreement.labels(*self._values, version, agreed)
+        if len(self._versions) <= MAX_CHALLENGER_VERSIONS:
+            return
+        oldest = self._versions.pop(0)
+        for outcome in SHADOW_OUTCOMES:
+            self._requests.remove(*self._values, oldest, outcome)
+        if self._agreement is not None:
+            for agreed in ("true", "false"):
+                self._agreement.remove(*self._values, oldest, agreed)
+        if self._difference is not None:
+            with contextlib.suppress(KeyError):
+                self._difference.remove(*self._values, oldest)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelserver.inputs import REQUEST_ID_PATTERN
 from modelserver.records import REVIEW_LIMIT
+from modelserver.shadow import SHADOW_HEADER
 from modelserver.tensors import HEADER_LENGTH
 
 if TYPE_CHECKING:
@@ -84,6 +85,17 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
         "schema": REQUEST_ID,
         "description": "The request's id (else the body's `id`, else one the server assigns).",
     }
+    shadow_header = {
+        "name": SHADOW_HEADER,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "enum": ["1"]},
+        "description": (
+            "Set by a champion on the copy of a request it mirrors (shadow traffic): "
+            "served as usual, but counted in modelserver_shadow_served_total instead of "
+            "modelserver_requests_total, and never mirrored on."
+        ),
+    }
     model_errors = (400, 404, 413, 422, 500, 503)
     binary_header = {
         "name": HEADER_LENGTH,
@@ -114,7 +126,9 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
 
     def inference(summary: str, params: list[Any]) -> dict[str, Any]:
         """An infer operation: JSON, or the binary tensor data extension (both ways)."""
-        operation = op(summary, "InferResponse", [*params, binary_header], "InferRequest")
+        operation = op(
+            summary, "InferResponse", [*params, binary_header, shadow_header], "InferRequest"
+        )
         operation["requestBody"]["content"][BINARY] = {"schema": BINARY_BODY}
         operation["responses"]["200"]["content"][BINARY] = {"schema": BINARY_BODY}
         return operation
@@ -164,7 +178,9 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
             },
             "/v1/models/{name}": {"get": op("KServe V1 model status", "Object", [name_param])},
             "/v1/models/{name}:predict": {
-                "post": op("KServe V1 prediction", "V1Response", [name_param], "V1Request")
+                "post": op(
+                    "KServe V1 prediction", "V1Response", [name_param, shadow_header], "V1Request"
+                )
             },
             "/metrics": {
                 "get": {

@@ -11,12 +11,18 @@ revision across all replicas, so the gauge no longer depends on which pod
 answered; and `modelrollout retrain --records` reads the labelled rows to train
 on. Nothing here logs a feature, a prediction, a label or the DSN's password.
 
-Two tables, joined when read (a label may arrive before its prediction's batch
+Three tables, joined when read (a label may arrive before its prediction's batch
 is written, and neither waits for the other):
 
 - modelserver_predictions (request_id, row_index) -> model, model_version,
   revision, features (jsonb object), prediction (jsonb), served_at
 - modelserver_labels (request_id, row_index) -> label (jsonb), source, labelled_at
+- modelserver_shadow_predictions (request_id, row_index, revision) -> model,
+  model_version, prediction, served_at: a challenger's answers to the champion's
+  shadow copies (modelserver.shadow). The request is the champion's (its row in
+  modelserver_predictions holds the features), so a label posted at the champion
+  joins the challenger's prediction too: the challenger's live accuracy counts
+  them, which is its accuracy on the champion's own requests.
 
 Retention is by age: the writer deletes rows older than the retention limit.
 """
@@ -34,7 +40,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -74,7 +80,26 @@ CREATE TABLE IF NOT EXISTS modelserver_labels (
     PRIMARY KEY (request_id, row_index)
 );
 CREATE INDEX IF NOT EXISTS modelserver_labels_labelled ON modelserver_labels (labelled_at);
+CREATE TABLE IF NOT EXISTS modelserver_shadow_predictions (
+    request_id text NOT NULL,
+    row_index integer NOT NULL,
+    model text NOT NULL,
+    model_version text NOT NULL,
+    revision text NOT NULL DEFAULT '',
+    prediction jsonb NOT NULL,
+    served_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (request_id, row_index, revision)
+);
+CREATE INDEX IF NOT EXISTS modelserver_shadow_predictions_served
+    ON modelserver_shadow_predictions (served_at);
 """
+# Each table's rows older than the retention limit (seconds).
+PURGES = (
+    "DELETE FROM modelserver_predictions WHERE served_at < now() - make_interval(secs => %s)",
+    "DELETE FROM modelserver_shadow_predictions"
+    " WHERE served_at < now() - make_interval(secs => %s)",
+    "DELETE FROM modelserver_labels WHERE labelled_at < now() - make_interval(secs => %s)",
+)
 CONNECT_TIMEOUT_SECONDS = 5
 # Requests one review sample returns at most.
 REVIEW_LIMIT = 500
@@ -189,16 +214,27 @@ class RecordStore:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             cursor.execute(SCHEMA)
 
-    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    def write(
+        self, rows: Sequence[tuple[Any, ...]], shadow_rows: Sequence[tuple[Any, ...]] = ()
+    ) -> None:
         """Insert prediction rows (request_id, row_index, model, model_version, revision,
-        features json, prediction json); a row already there is kept as it was."""
+        features json, prediction json) and a challenger's rows for shadow copies (the
+        same without features); a row already there is kept as it was."""
         with self._cursor() as cursor, cursor.connection.transaction():
-            cursor.executemany(
-                "INSERT INTO modelserver_predictions (request_id, row_index, model, model_version,"
-                " revision, features, prediction) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING",
-                rows,
-            )
+            if rows:
+                cursor.executemany(
+                    "INSERT INTO modelserver_predictions (request_id, row_index, model,"
+                    " model_version, revision, features, prediction)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    rows,
+                )
+            if shadow_rows:
+                cursor.executemany(
+                    "INSERT INTO modelserver_shadow_predictions (request_id, row_index, model,"
+                    " model_version, revision, prediction) VALUES (%s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    shadow_rows,
+                )
 
     def predictions(self, request_id: str) -> tuple[object, ...] | None:
         """The stored predictions of a request, in row order; None if it has none."""
@@ -226,15 +262,20 @@ class RecordStore:
             raise AlreadyLabelledError(request_id) from None
 
     def live(self, identity: Identity, window: int, regression: bool) -> LiveWindow:
-        """Accuracy (or MAE and RMSE) over the newest `window` labelled rows of a revision."""
+        """Accuracy (or MAE and RMSE) over the newest `window` labelled rows of a revision:
+        the requests it served, and the champion's requests it answered as a challenger."""
+        whose = (identity.model, identity.model_version, identity.revision)
         with self._cursor() as cursor:
             cursor.execute(
-                "SELECT p.prediction, l.label FROM modelserver_labels l"
-                " JOIN modelserver_predictions p"
-                " USING (request_id, row_index)"
-                " WHERE p.model = %s AND p.model_version = %s AND p.revision = %s"
+                "SELECT p.prediction, l.label FROM modelserver_labels l JOIN ("
+                " SELECT request_id, row_index, prediction FROM modelserver_predictions"
+                " WHERE model = %s AND model_version = %s AND revision = %s"
+                " UNION ALL"
+                " SELECT request_id, row_index, prediction FROM modelserver_shadow_predictions"
+                " WHERE model = %s AND model_version = %s AND revision = %s"
+                ") p USING (request_id, row_index)"
                 " ORDER BY l.labelled_at DESC LIMIT %s",
-                (identity.model, identity.model_version, identity.revision, window),
+                (*whose, *whose, window),
             )
             pairs = cursor.fetchall()
         if not pairs:
@@ -289,19 +330,12 @@ class RecordStore:
 
     def purge(self, older_than_seconds: float) -> int:
         """Delete rows older than the retention limit; how many went."""
+        deleted = 0
         with self._cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM modelserver_predictions"
-                " WHERE served_at < now() - make_interval(secs => %s)",
-                (older_than_seconds,),
-            )
-            deleted = cursor.rowcount
-            cursor.execute(
-                "DELETE FROM modelserver_labels"
-                " WHERE labelled_at < now() - make_interval(secs => %s)",
-                (older_than_seconds,),
-            )
-            return deleted + cursor.rowcount
+            for statement in PURGES:
+                cursor.execute(statement, (older_than_seconds,))
+                deleted += cursor.rowcount
+        return deleted
 
     def labelled(self, model: str, *, since: datetime | None = None) -> pd.DataFrame:
         """Every labelled row of `model` (served from `since` on): one column per
@@ -332,6 +366,16 @@ class RecordStore:
         return pd.DataFrame.from_records(records)
 
 
+class Answered(NamedTuple):
+    """One answered request waiting to be written; `shadow`: a champion's copy, served
+    by this revision as the challenger."""
+
+    request_id: str
+    matrix: npt.NDArray[Any]
+    predictions: list[object]
+    shadow: bool = False
+
+
 class RecordWriter:
     """The background side: writes sampled requests in batches, keeps the live window
     of this revision fresh, and purges old rows. Serving only enqueues; a full
@@ -356,7 +400,7 @@ class RecordWriter:
         self.identity = identity
         self._features = list(features)
         self._regression = regression
-        self._queue: queue.Queue[tuple[str, npt.NDArray[Any], list[object]]] = queue.Queue()
+        self._queue: queue.Queue[Answered] = queue.Queue()
         self._queued_rows = 0
         self._queue_rows = queue_rows
         self._count_lock = threading.Lock()
@@ -380,7 +424,13 @@ class RecordWriter:
         self._thread.join(timeout)
         self.store.close()
 
-    def submit(self, request_id: str, matrix: npt.NDArray[Any], predictions: list[object]) -> bool:
+    def submit(
+        self,
+        request_id: str,
+        matrix: npt.NDArray[Any],
+        predictions: list[object],
+        shadow: bool = False,
+    ) -> bool:
         """Queue one answered request; False (and counted) when the queue is full."""
         rows = len(predictions)
         with self._count_lock:
@@ -388,7 +438,7 @@ class RecordWriter:
                 self._on_dropped(rows)
                 return False
             self._queued_rows += rows
-        self._queue.put((request_id, matrix, predictions))
+        self._queue.put(Answered(request_id, matrix, predictions, shadow))
         return True
 
     def ready(self) -> LiveWindow:
@@ -401,7 +451,7 @@ class RecordWriter:
     def _run(self) -> None:
         backoff = 1.0
         next_live = next_purge = 0.0
-        batch: list[tuple[str, npt.NDArray[Any], list[object]]] = []
+        batch: list[Answered] = []
         while True:
             stopping = self._stop.is_set()
             batch.extend(self._take(0.0 if stopping else self._flush_seconds, len(batch)))
@@ -411,10 +461,11 @@ class RecordWriter:
                     self.healthy = True
                     log.info("records store ready", extra={"store": self.store.where})
                 if batch:
-                    rows = self._rows(batch)
-                    self.store.write(rows)
-                    self._on_written(len(rows))
-                    self._done(len(rows))
+                    rows, shadow_rows = self._rows(batch)
+                    self.store.write(rows, shadow_rows)
+                    written = len(rows) + len(shadow_rows)
+                    self._on_written(written)
+                    self._done(written)
                     batch = []
                 now = time.monotonic()
                 if now >= next_live:
@@ -450,7 +501,7 @@ class RecordWriter:
             if stopping and self._queue.empty():
                 return
 
-    def _take(self, wait: float, held: int) -> list[tuple[str, npt.NDArray[Any], list[object]]]:
+    def _take(self, wait: float, held: int) -> list[Answered]:
         taken = []
         deadline = time.monotonic() + wait
         rows = held
@@ -461,32 +512,40 @@ class RecordWriter:
             except queue.Empty:
                 break
             taken.append(item)
-            rows += len(item[2])
+            rows += len(item.predictions)
         return taken
 
     def _rows(
-        self, batch: Sequence[tuple[str, npt.NDArray[Any], list[object]]]
-    ) -> list[tuple[Any, ...]]:
+        self, batch: Sequence[Answered]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The rows of modelserver_predictions, and of modelserver_shadow_predictions."""
         identity = self.identity
-        rows = []
-        for request_id, matrix, predictions in batch:
+        whose = (identity.model, identity.model_version, identity.revision)
+        rows: list[tuple[Any, ...]] = []
+        shadow_rows: list[tuple[Any, ...]] = []
+        for request_id, matrix, predictions, shadow in batch:
+            if shadow:
+                # The features are the champion's row's; only the answer is this revision's.
+                shadow_rows.extend(
+                    (request_id, index, *whose, json.dumps(_json_value(prediction)))
+                    for index, prediction in enumerate(predictions)
+                )
+                continue
             for index, (values, prediction) in enumerate(zip(matrix, predictions, strict=True)):
                 features = dict(zip(self._features, map(_json_value, values), strict=True))
                 rows.append(
                     (
                         request_id,
                         index,
-                        identity.model,
-                        identity.model_version,
-                        identity.revision,
+                        *whose,
                         json.dumps(features),
                         json.dumps(_json_value(prediction)),
                     )
                 )
-        return rows
+        return rows, shadow_rows
 
-    def _drop(self, batch: Sequence[tuple[str, npt.NDArray[Any], list[object]]]) -> None:
-        rows = sum(len(p) for _, _, p in batch)
+    def _drop(self, batch: Sequence[Answered]) -> None:
+        rows = sum(len(answered.predictions) for answered in batch)
         if rows:
             self._on_dropped(rows)
         self._done(rows)

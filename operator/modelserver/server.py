@@ -114,9 +114,13 @@ async def serve(settings: Settings, registry: CollectorRegistry | None = None) -
             },
         )
         evaluator = asyncio.create_task(_evaluate_forever(service, settings.drift_interval_seconds))
+        if api.mirror is not None:
+            api.mirror.start()
         await stop.wait()
         await _drain(api, settings.shutdown_drain_seconds)
         evaluator.cancel()
+        if api.mirror is not None:
+            await api.mirror.close()
         if service.records is not None:
             # What was answered is written before the process goes (bounded).
             await asyncio.to_thread(service.records.stop, RECORDS_STOP_SECONDS)

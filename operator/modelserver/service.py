@@ -23,6 +23,7 @@ import numpy.typing as npt
 from prometheus_client import CollectorRegistry
 
 from modelserver import artifact, fetch
+from modelserver.agreement import AgreementWindow
 from modelserver.drift import DriftMonitor, DriftSnapshot
 from modelserver.feedback import (
     FeedbackTracker,
@@ -111,6 +112,10 @@ class ModelService:
             DriftMonitor(profile, settings.drift_window, settings.drift_min_samples)
             if settings.drift_enabled
             else None
+        )
+        # The champion's side of shadow traffic: its predictions against the challenger's.
+        self.shadow = AgreementWindow(
+            profile.prediction, self.regression, settings.shadow_window, settings.shadow_min_samples
         )
         tracker = RegressionFeedbackTracker if self.regression else FeedbackTracker
         self.feedback: FeedbackTracker | RegressionFeedbackTracker = tracker(
@@ -221,9 +226,11 @@ class ModelService:
             if d.unseen:
                 self.metrics.count_unseen(d.unseen)
             predictions = r.labels.tolist()
-            self.feedback.remember(d.request_id, predictions)
+            if not d.copy:
+                # A copy's label is posted at the champion, which remembers its own answer.
+                self.feedback.remember(d.request_id, predictions)
             if records is not None and sampled(d.request_id, rate):
-                records.submit(d.request_id, d.matrix, predictions)
+                records.submit(d.request_id, d.matrix, predictions, shadow=d.copy)
         if self.drift is not None:
             if len(batch) == 1:
                 self.drift.record(batch[0].numeric, batch[0].codes, results[0].labels)
@@ -341,12 +348,21 @@ class ModelService:
             "requests": self.records.store.review_sample(self.settings.model_name, limit),
         }
 
+    def compare_shadow(
+        self, challenger_version: str, predicted: npt.NDArray[Any], answered: Sequence[object]
+    ) -> None:
+        """The challenger's answer to a copy of a request this server predicted `predicted`
+        for: compared row by row and counted; ShadowAnswerError if it is no such answer."""
+        compared = self.shadow.compare(challenger_version, predicted, answered)
+        self.metrics.shadow.count_compared(challenger_version, compared)
+
     # -- monitoring --------------------------------------------------------------------------
 
     def evaluate(self) -> DriftSnapshot:
-        """Run on a timer: refresh the drift and accuracy gauges."""
+        """Run on a timer: refresh the drift, accuracy and shadow agreement gauges."""
         snapshot = self.drift.evaluate() if self.drift is not None else DriftSnapshot(samples=0)
         self.metrics.live.snapshot = snapshot
+        self.metrics.shadow.window.snapshot = self.shadow.evaluate()
         if self.records is not None:
             # Every replica's labelled rows of this revision, kept fresh by the writer.
             live = self.records.ready()

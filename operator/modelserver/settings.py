@@ -242,6 +242,48 @@ class Settings:
         default=1.0,
         metadata=_doc("Seconds between batched writes, and between live-window refreshes."),
     )
+    # Shadow traffic (modelserver.shadow): the champion mirrors a sample to the challenger.
+    shadow_url: str = field(
+        default="",
+        metadata=_doc(
+            "Base URL (http:// or https://) of the challenger that copies of sampled "
+            "requests go to; the operator sets its canary Service. Empty: never mirror."
+        ),
+    )
+    shadow_config_file: str = field(
+        default="/etc/modelrollout/shadow/shadow.json",
+        metadata=_doc(
+            'JSON {"percent": P, "champion": REVISION, "challenger": REVISION} (a projected '
+            "ConfigMap, re-read when it changes); this server mirrors P% only when its "
+            "MODELROLLOUT_REVISION is the champion. Missing or malformed: no mirroring."
+        ),
+    )
+    shadow_max_in_flight: int = field(
+        default=64,
+        metadata=_doc(
+            "Copies awaiting the challenger's answer at most; beyond, a copy is dropped "
+            "(counted), so a slow challenger costs the champion bounded memory and sockets "
+            "(each copy holds its request body: 64 one-row wine requests are about 64 KiB)."
+        ),
+    )
+    shadow_timeout_seconds: float = field(
+        default=2.0,
+        metadata=_doc("Seconds a copy may take in all; later, it counts as timed out."),
+    )
+    shadow_window: int = field(
+        default=1000,
+        metadata=_doc(
+            "Compared rows in the agreement window; at 1000 rows an agreement of 0.97 is "
+            "known to about +-0.005."
+        ),
+    )
+    shadow_min_samples: int = field(
+        default=300,
+        metadata=_doc(
+            "Compared rows before the agreement, prediction-PSI and difference gauges "
+            "appear; as for drift, fewer leave PSI noise near 0.1."
+        ),
+    )
     # Fault injection, for rollout tests that need a misbehaving revision; off by default.
     fault_error_rate: float = field(
         default=0.0,
@@ -307,6 +349,16 @@ class Settings:
         for name in ("records_queue_rows", "records_flush_seconds"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if self.shadow_url and not self.shadow_url.startswith(("http://", "https://")):
+            raise SettingsError(f"{PREFIX}SHADOW_URL must be an http:// or https:// URL")
+        for name in ("shadow_max_in_flight", "shadow_timeout_seconds", "shadow_window"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if self.shadow_min_samples > self.shadow_window:
+            raise SettingsError(
+                f"{PREFIX}SHADOW_MIN_SAMPLES ({self.shadow_min_samples}) exceeds "
+                f"{PREFIX}SHADOW_WINDOW ({self.shadow_window}): agreement would never be reported"
+            )
         if self.artifact_token and self.artifact_token_file:
             raise SettingsError(
                 f"set {PREFIX}ARTIFACT_TOKEN or {PREFIX}ARTIFACT_TOKEN_FILE, not both"

@@ -135,3 +135,25 @@ def v2_body(row: Mapping[str, Any], **extra: Any) -> str:
         for k, v in row.items()
     ]
     return json.dumps({"inputs": inputs, **extra})
+
+
+class ProjectedFile:
+    """A file that changes the way the kubelet updates a projected ConfigMap key:
+    `<dir>/<name>` links to `..data/<name>`, `..data` to a timestamped directory, and an
+    update writes a new directory and swaps `..data` in one rename."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.directory = directory
+        self.path = directory / name
+        self._updates = 0
+
+    def write(self, text: str) -> None:
+        self._updates += 1
+        version = self.directory / f"..2025_01_01_00_00_{self._updates:02d}"
+        version.mkdir(parents=True)
+        (version / self.path.name).write_text(text)
+        swap = self.directory / "..data_tmp"
+        swap.symlink_to(version.name)
+        swap.replace(self.directory / "..data")
+        if not self.path.is_symlink():
+            self.path.symlink_to(f"..data/{self.path.name}")

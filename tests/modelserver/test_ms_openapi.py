@@ -36,3 +36,7 @@ def test_every_route_is_in_the_document(models: dict[str, dict[str, Any]]) -> No
     assert "Inference-Header-Content-Length" in [p["name"] for p in infer["parameters"]]
     assert "application/octet-stream" in infer["requestBody"]["content"]
     assert "application/octet-stream" in infer["responses"]["200"]["content"]
+    # A champion's shadow copies say so, on both mirrored routes.
+    predict = document["paths"]["/v1/models/{name}:predict"]["post"]
+    for operation in (infer, predict):
+        assert "X-Modelrollout-Shadow" in [p["name"] for p in operation["parameters"]]

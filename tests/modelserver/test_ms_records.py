@@ -188,17 +188,20 @@ def test_rows_past_the_retention_limit_are_purged(records_dsn: str) -> None:
     store.create_schema()
     store.write([(f"old-{i}", 0, "purge", "1", "", "{}", '"a"') for i in range(3)])
     store.write([("new-1", 0, "purge", "1", "", "{}", '"a"')])
+    # A challenger's answer to a shadow copy of old-0 goes with it.
+    store.write([], [("old-0", 0, "purge", "2", "challenger", '"b"')])
     store.add_labels("old-0", ["a"], "client")
     with psycopg.connect(records_dsn, autocommit=True) as connection:
-        connection.execute(
-            "UPDATE modelserver_predictions SET served_at = now() - interval '2 days'"
-            " WHERE request_id LIKE 'old-%'"
-        )
+        for table in ("modelserver_predictions", "modelserver_shadow_predictions"):
+            connection.execute(
+                f"UPDATE {table} SET served_at = now() - interval '2 days'"
+                " WHERE request_id LIKE 'old-%'"
+            )
         connection.execute(
             "UPDATE modelserver_labels SET labelled_at = now() - interval '2 days'"
             " WHERE request_id = 'old-0'"
         )
-    assert store.purge(24 * 3600) == 4  # three predictions and one label
+    assert store.purge(24 * 3600) == 5  # three predictions, a challenger's, one label
     assert store.predictions("old-1") is None and store.predictions("new-1") == ("a",)
     store.close()
 
