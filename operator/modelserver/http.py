@@ -103,8 +103,8 @@ class HttpApi:
     def attach(self, service: ModelService) -> None:
         """The model is loaded: start answering inference and report ready."""
         self._openapi = json.dumps(openapi_document(service)).encode()
-        if self.settings.shadow_url:
-            self.mirror = ShadowMirror(self.settings, service)
+        # Always: the operator's shadow configuration may name the challenger's address.
+        self.mirror = ShadowMirror(self.settings, service)
         self.path.attach(service)
 
     def app(self) -> web.Application:

@@ -247,15 +247,16 @@ class Settings:
         default="",
         metadata=_doc(
             "Base URL (http:// or https://) of the challenger that copies of sampled "
-            "requests go to; the operator sets its canary Service. Empty: never mirror."
+            "requests go to when the shadow configuration names none (the operator's "
+            "names the canary Service's ClusterIP). Neither: never mirror."
         ),
     )
     shadow_config_file: str = field(
         default="/etc/modelrollout/shadow/shadow.json",
         metadata=_doc(
-            'JSON {"percent": P, "champion": REVISION, "challenger": REVISION} (a projected '
-            "ConfigMap, re-read when it changes); this server mirrors P% only when its "
-            "MODELROLLOUT_REVISION is the champion. Missing or malformed: no mirroring."
+            'JSON {"percent": P, "champion": REVISION, "challenger": REVISION, "url": URL} '
+            "(a projected ConfigMap, re-read when it changes); this server mirrors P% only "
+            "when its MODELROLLOUT_REVISION is the champion. Missing or malformed: no mirroring."
         ),
     )
     shadow_max_in_flight: int = field(

@@ -89,12 +89,12 @@ class ShadowCopy:
 
 class ShadowMirror:
     def __init__(self, settings: Settings, service: ModelService) -> None:
-        self.config = ShadowConfigFile(settings.shadow_config_file, settings.revision)
-        name = quote(settings.model_name, safe="")
-        base = settings.shadow_url.rstrip("/")
-        self._urls: dict[Route, str] = {
-            "v2": f"{base}/v2/models/{name}/infer",
-            "v1": f"{base}/v1/models/{name}:predict",
+        self.config = ShadowConfigFile(
+            settings.shadow_config_file, settings.revision, settings.shadow_url.rstrip("/")
+        )
+        self._paths: dict[Route, str] = {
+            "v2": f"/v2/models/{quote(settings.model_name, safe='')}/infer",
+            "v1": f"/v1/models/{quote(settings.model_name, safe='')}:predict",
         }
         self._service = service
         self._metrics = service.metrics.shadow
@@ -161,7 +161,8 @@ class ShadowMirror:
         headers = {**copy.headers, "X-Request-Id": copy.request_id, SHADOW_HEADER: "1"}
         try:
             session = self._session or self._open()
-            async with session.post(self._urls[copy.route], data=copy.body, headers=headers) as r:
+            url = self.config.state.url.rstrip("/") + self._paths[copy.route]
+            async with session.post(url, data=copy.body, headers=headers) as r:
                 version = _version(r.headers.get(VERSION_HEADER, ""))
                 raw = await _read(r, self._max_answer_bytes)
                 if r.status != 200:

@@ -2,11 +2,13 @@
 
 The operator writes the shadow phase into a ConfigMap projected at
 MODELSERVER_SHADOW_CONFIG_FILE: `{"percent": P, "champion": "<revision>",
-"challenger": "<revision>"}`. Every revision mounts the same file, so each server
-decides for itself, in `mirrored_percent` (the one place that rule lives): it
-mirrors P% of its requests only when its own revision (MODELROLLOUT_REVISION) is
-the champion and P is above 0 (and only when MODELSERVER_SHADOW_URL is set: a
-server without it never reads the file).
+"challenger": "<revision>", "url": "http://<canary Service's ClusterIP>:<port>"}`
+(`{"percent": 0}` when no shadow step runs). Every revision mounts the same file,
+so each server decides for itself, in `mirrored_percent` (the one place that rule
+lives): it mirrors P% of its requests only when its own revision
+(MODELROLLOUT_REVISION) is the champion and P is above 0, to the file's `url`, or
+to MODELSERVER_SHADOW_URL when the file names none (the operator gives the
+address in the file, so pods need no cluster DNS).
 
 The kubelet updates a projected ConfigMap by swapping a `..data` symlink, so the
 file changes under a running process: a timer stats the path (following links)
@@ -46,15 +48,19 @@ class ShadowPlan:
     percent: float
     champion: str
     challenger: str
+    # The challenger's base URL; empty: MODELSERVER_SHADOW_URL.
+    url: str = ""
 
 
 @dataclass(frozen=True)
 class MirrorState:
-    """What this server does about shadow traffic, and why, as logged."""
+    """What this server does about shadow traffic, and why, as logged; `url` is
+    the file's challenger address (empty: none given)."""
 
     percent: float
     reason: str
     problem: bool = False
+    url: str = ""
 
 
 def parse_plan(raw: bytes) -> ShadowPlan:
@@ -69,14 +75,20 @@ def parse_plan(raw: bytes) -> ShadowPlan:
         raise ShadowConfigError("'percent' must be a number from 0 to 100")
     if not 0 <= percent <= 100:
         raise ShadowConfigError(f"'percent' is {percent}, outside 0 to 100")
+    if percent == 0:
+        return ShadowPlan(0.0, "", "")  # no shadow step: nothing else to say
     champion, challenger = data.get("champion"), data.get("challenger")
     if not isinstance(champion, str) or not isinstance(challenger, str):
         raise ShadowConfigError("'champion' and 'challenger' must be revision names (strings)")
-    return ShadowPlan(float(percent), champion, challenger)
+    url = data.get("url", "")
+    if not isinstance(url, str) or (url and not url.startswith(("http://", "https://"))):
+        raise ShadowConfigError("'url' must be an http:// or https:// address")
+    return ShadowPlan(float(percent), champion, challenger, url)
 
 
-def mirrored_percent(plan: ShadowPlan, revision: str) -> MirrorState:
-    """The share of its requests a server of `revision` mirrors under `plan`."""
+def mirrored_percent(plan: ShadowPlan, revision: str, default_url: str = "") -> MirrorState:
+    """The share of its requests a server of `revision` mirrors under `plan`, and
+    where to (`plan.url`, else `default_url`: MODELSERVER_SHADOW_URL)."""
     if plan.percent <= 0:
         return MirrorState(0.0, "not mirroring: the shadow percent is 0")
     if not plan.champion or plan.champion != revision:
@@ -89,18 +101,28 @@ def mirrored_percent(plan: ShadowPlan, revision: str) -> MirrorState:
         return MirrorState(
             0.0, f"not mirroring: revision {revision!r} is named champion and challenger", True
         )
+    url = plan.url or default_url
+    if not url:
+        return MirrorState(
+            0.0,
+            "not mirroring: the shadow configuration names no url and "
+            "MODELSERVER_SHADOW_URL is empty",
+            True,
+        )
     return MirrorState(
         plan.percent,
         f"mirroring {plan.percent:g}% of requests to the challenger {plan.challenger!r}",
+        url=url,
     )
 
 
 class ShadowConfigFile:
     """The file's current meaning for this server; `refresh()` on a timer keeps it."""
 
-    def __init__(self, path: str, revision: str) -> None:
+    def __init__(self, path: str, revision: str, default_url: str = "") -> None:
         self.path = Path(path)
         self.revision = revision
+        self.default_url = default_url
         self.state = MirrorState(0.0, "")
         self._seen: tuple[Any, ...] = _UNREAD
 
@@ -146,7 +168,7 @@ class ShadowConfigFile:
             return MirrorState(
                 0.0, f"not mirroring: malformed shadow configuration {self.path}: {exc}", True
             )
-        return mirrored_percent(plan, self.revision)
+        return mirrored_percent(plan, self.revision, self.default_url)
 
 
 __all__ = ["CONFIG_STAT_SECONDS", "MirrorState", "ShadowConfigFile", "ShadowPlan", "parse_plan"]

@@ -15,9 +15,17 @@ from pathlib import Path
 import pytest
 from ms_helpers import ProjectedFile
 
-from modelserver.shadow_config import ShadowConfigFile, ShadowPlan, mirrored_percent
+from modelserver.shadow_config import (
+    ShadowConfigError,
+    ShadowConfigFile,
+    ShadowPlan,
+    mirrored_percent,
+    parse_plan,
+)
 
 pytestmark = pytest.mark.unit
+
+URL = "http://challenger:80"
 
 ME, OTHER = "rev-a", "rev-b"
 
@@ -36,13 +44,13 @@ def shadow_logs(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
 
 
 def test_only_the_champion_mirrors_and_only_a_positive_percent() -> None:
-    assert mirrored_percent(ShadowPlan(25.0, ME, OTHER), ME).percent == 25.0
-    assert mirrored_percent(ShadowPlan(100.0, ME, OTHER), ME).percent == 100.0
-    assert mirrored_percent(ShadowPlan(25.0, OTHER, ME), ME).percent == 0.0
-    assert mirrored_percent(ShadowPlan(0.0, ME, OTHER), ME).percent == 0.0
+    assert mirrored_percent(ShadowPlan(25.0, ME, OTHER), ME, URL).percent == 25.0
+    assert mirrored_percent(ShadowPlan(100.0, ME, OTHER), ME, URL).percent == 100.0
+    assert mirrored_percent(ShadowPlan(25.0, OTHER, ME), ME, URL).percent == 0.0
+    assert mirrored_percent(ShadowPlan(0.0, ME, OTHER), ME, URL).percent == 0.0
     # A server the operator did not start has no revision; an empty champion is no one.
-    assert mirrored_percent(ShadowPlan(25.0, "", OTHER), "").percent == 0.0
-    same = mirrored_percent(ShadowPlan(25.0, ME, ME), ME)
+    assert mirrored_percent(ShadowPlan(25.0, "", OTHER), "", URL).percent == 0.0
+    same = mirrored_percent(ShadowPlan(25.0, ME, ME), ME, URL)
     assert (same.percent, same.problem) == (0.0, True)
 
 
@@ -68,7 +76,7 @@ def test_only_the_champion_mirrors_and_only_a_positive_percent() -> None:
 def test_a_malformed_file_means_no_mirroring_and_says_why(
     projected: ProjectedFile, caplog: pytest.LogCaptureFixture, text: str, problem: str
 ) -> None:
-    config = ShadowConfigFile(str(projected.path), ME)
+    config = ShadowConfigFile(str(projected.path), ME, URL)
     projected.write(text)
     with caplog.at_level(logging.INFO, logger="modelserver.shadow"):
         state = config.refresh()
@@ -83,7 +91,7 @@ def test_a_malformed_file_means_no_mirroring_and_says_why(
 def test_each_state_is_logged_once_however_often_the_file_is_read(
     projected: ProjectedFile, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = ShadowConfigFile(str(projected.path), ME)
+    config = ShadowConfigFile(str(projected.path), ME, URL)
     with caplog.at_level(logging.INFO, logger="modelserver.shadow"):
         for _ in range(3):
             assert config.refresh().percent == 0.0  # no file yet
@@ -112,7 +120,7 @@ def test_each_state_is_logged_once_however_often_the_file_is_read(
 def test_a_swapped_projection_is_read_again_and_an_unchanged_one_is_not(
     projected: ProjectedFile,
 ) -> None:
-    config = ShadowConfigFile(str(projected.path), ME)
+    config = ShadowConfigFile(str(projected.path), ME, URL)
     projected.write(plan(10))
     assert config.refresh().percent == 10.0
     # Rewritten behind the link to the same size and mtime: a stat cannot tell, so the
@@ -129,10 +137,25 @@ def test_a_swapped_projection_is_read_again_and_an_unchanged_one_is_not(
 
 
 def test_a_file_that_goes_away_stops_mirroring(projected: ProjectedFile) -> None:
-    config = ShadowConfigFile(str(projected.path), ME)
+    config = ShadowConfigFile(str(projected.path), ME, URL)
     projected.write(plan(50))
     assert config.refresh().percent == 50.0
     projected.path.unlink()
     state = config.refresh()
     assert state.percent == 0.0
     assert "no shadow configuration" in state.reason
+
+
+def test_the_operators_file_names_the_challengers_address_and_percent_0_needs_nothing_else() -> (
+    None
+):
+    plan = parse_plan(
+        b'{"percent": 25, "champion": "a1", "challenger": "b2", "url": "http://10.96.0.9:80"}'
+    )
+    assert plan == ShadowPlan(25.0, "a1", "b2", "http://10.96.0.9:80")
+    assert mirrored_percent(plan, "a1").url == "http://10.96.0.9:80", "the file's address wins"
+    no_address = mirrored_percent(ShadowPlan(25.0, "a1", "b2"), "a1")
+    assert no_address.percent == 0.0 and "names no url" in no_address.reason
+    assert parse_plan(b'{"percent": 0}') == ShadowPlan(0.0, "", "")
+    with pytest.raises(ShadowConfigError, match="'url' must be an http"):
+        parse_plan(b'{"percent": 5, "champion": "a", "challenger": "b", "url": "ftp://x"}')

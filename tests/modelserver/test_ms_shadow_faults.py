@@ -136,4 +136,7 @@ def test_without_a_challenger_url_nothing_is_mirrored(
         lines = server.log_lines()
     assert label(metric_samples(text, "modelserver_shadow_mirror_percent")) == 0.0
     assert metric_samples(text, "modelserver_shadow_requests_total") == {}
-    assert not [line for line in lines if "mirror" in line["msg"]]
+    said = [line["msg"] for line in lines if "mirror" in line["msg"]]
+    assert said == [
+        "not mirroring: the shadow configuration names no url and MODELSERVER_SHADOW_URL is empty"
+    ], "said once, why"
