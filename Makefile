@@ -24,7 +24,7 @@ help:
 	@echo "make lint         ruff, mypy --strict, import-linter"
 	@echo "make crds         generate crds/modeldeployment.yaml from the API models, copy crds/ into the chart"
 	@echo "make lock         record the venv's package versions in constraints.txt"
-	@echo "make e2e-kind     both images + kind + chart + canary and rollback (needs Docker; not run here)"
+	@echo "make e2e-kind     images + kind + chart: canary, rollback, a 5% split through Envoy Gateway (needs Docker; not run here)"
 
 $(VENV_STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -66,8 +66,8 @@ grpc-stubs: venv
 	@$(PY) -m modelserver.grpc.generate
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests benchmarks docker tools
-	$(VENV)/bin/ruff format --check operator tests benchmarks docker tools
+	$(VENV)/bin/ruff check operator tests benchmarks docker tools scripts
+	$(VENV)/bin/ruff format --check operator tests benchmarks docker tools scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -35,8 +35,14 @@ from modelserver.inputs import Decoded, InputError
 from modelserver.openapi import openapi_document
 from modelserver.records import REVIEW_LIMIT
 from modelserver.service import ModelService
-from modelserver.settings import Settings
-from modelserver.shadow import FORWARDED_HEADERS, Route, ShadowCopy, ShadowMirror, is_copy
+from modelserver.settings import VERSION_HEADER, Settings
+from modelserver.shadow import (
+    FORWARDED_HEADERS,
+    Route,
+    ShadowCopy,
+    ShadowMirror,
+    is_copy,
+)
 from modelserver.tensors import (
     HEADER_LENGTH,
     attach_binary_inputs,
@@ -311,7 +317,7 @@ def served_by(request: web.Request, service: ModelService) -> dict[str, str]:
     DNAT). Labelled feedback must reach that same server, the only one that
     remembers the prediction, and a client of a Service has no other way to know
     which replica (or which revision, for an answer without a body) it got."""
-    headers = {"X-Model-Version": service.settings.model_version}
+    headers = {VERSION_HEADER: service.settings.model_version}
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     if isinstance(sockname, tuple) and len(sockname) >= 2:
         host, port = sockname[0], sockname[1]

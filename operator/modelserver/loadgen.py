@@ -29,6 +29,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from modelserver.datasets import Dataset, load_dataset
+from modelserver.settings import VERSION_HEADER
 
 PROTOCOLS = ("v2", "v1", "v2-tensor")
 # Achieved rate below this share of the target is reported as a shortfall.
@@ -64,6 +65,9 @@ class Summary:
     sent: int = 0
     codes: Counter[str] = field(default_factory=Counter)
     feedback: Counter[str] = field(default_factory=Counter)
+    # Answers by the model version that gave them (the X-Model-Version header): what
+    # the clients actually received, split by version, e.g. a canary's realised share.
+    versions: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     elapsed: float = 0.0
     # Requests/s asked for; None when sending as fast as possible.
@@ -103,6 +107,7 @@ class Summary:
             "rate_warning": self.rate_warning(),
             "codes": dict(sorted(self.codes.items())),
             "feedback_codes": dict(sorted(self.feedback.items())),
+            "model_versions": dict(sorted(self.versions.items())),
             "latency_ms": {"p50": ms(50), "p90": ms(90), "p99": ms(99), "max": ms(100)},
         }
 
@@ -112,7 +117,8 @@ class Summary:
         target = f" (target {self.target_rate:g}/s)" if self.target_rate else ""
         return (
             f"sent={data['sent']} rate={data['requests_per_second']}/s{target} "
-            f"codes={data['codes']} feedback={data['feedback_codes']} "
+            f"codes={data['codes']} versions={data['model_versions']} "
+            f"feedback={data['feedback_codes']} "
             f"p50={lat['p50']}ms p99={lat['p99']}ms"
         )
 
@@ -240,8 +246,12 @@ async def run_load(config: LoadConfig, out: TextIO = sys.stderr) -> Summary:
                     answer = await resp.read()
                     code = str(resp.status)
                     request_id = resp.headers.get("X-Request-Id")
+                    version = resp.headers.get(VERSION_HEADER)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 code, answer, request_id = f"error:{type(exc).__name__}", b"", None
+                version = None
+            if version is not None:
+                summary.versions[version] += 1
             summary.latencies.append(time.perf_counter() - origin)
             summary.sent += 1
             summary.codes[code] += 1

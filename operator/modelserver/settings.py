@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "MODELSERVER_"
+# Every answer names the model version that gave it: clients (loadgen, the shadow
+# champion) count what they received by version from it.
+VERSION_HEADER = "X-Model-Version"
 
 
 class SettingsError(ValueError):

@@ -52,14 +52,13 @@ import numpy.typing as npt
 from modelserver.agreement import ShadowAnswerError
 from modelserver.records import sampled
 from modelserver.service import ModelService
-from modelserver.settings import Settings
+from modelserver.settings import VERSION_HEADER, Settings
 from modelserver.shadow_config import CONFIG_STAT_SECONDS, ShadowConfigFile
 from modelserver.tensors import HEADER_LENGTH, decode_raw, parse_json, split_body
 
 log = logging.getLogger("modelserver.shadow")
 
 SHADOW_HEADER = "X-Modelrollout-Shadow"
-VERSION_HEADER = "X-Model-Version"
 # What the challenger needs to read the body as the champion did.
 FORWARDED_HEADERS = ("Content-Type", HEADER_LENGTH)
 # A challenger_version label longer than this, or with other than visible ASCII,

@@ -30,12 +30,14 @@ def test_the_examples_and_kind_e2e_manifests_pass_the_check_the_script_runs(
     """make e2e-kind cannot run here (no Docker); the check it runs after
     installing the chart (scripts/e2e-kind/check-manifests.sh: a server-side
     dry-run of every example and of its own manifests, each in the namespace
-    it names) runs unchanged against the local cluster, and the ModelDeployments
-    also go through the models."""
+    it names, the Gateway, GatewayClass and HTTPRoute of the gateway split among
+    them) runs unchanged against the local cluster, and the ModelDeployments also
+    go through the models."""
     for path in sorted((REPO_ROOT / "scripts" / "e2e-kind").glob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text()):
             if document and document["kind"] == n.KIND:
                 parse_spec(document["spec"])
+    crds.install_gateway_api()  # as Envoy Gateway's chart does before the check in kind
     crds.kubectl("create", "namespace", E2E_KIND_NAMESPACE)
     try:
         kubectl_dir = ensure_tools().kubectl.parent

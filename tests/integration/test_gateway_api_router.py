@@ -21,7 +21,6 @@ from kubernetes import client
 
 from modelrollout.api import names as n
 from modelrollout.traffic import httproute
-from support.kube import ClusterUnderTest
 from support.operator import OperatorProcess
 from support.rollouts import SETTLE_SECONDS, Rollouts, plain_canary
 from support.waiting import WaitTimeoutError, wait_for
@@ -33,17 +32,9 @@ TEAM_ROUTE = {"name": "team", "match": [{"headerName": "x-team", "headerValue": 
 CONTROLLER = "example.com/written-by-the-test"
 
 
-def install_gateway_api(kube: ClusterUnderTest, channel: str) -> None:
-    for manifest in kube.cluster.tools.gateway_api_crds(channel):
-        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(manifest))
-    kube.kubectl(
-        "wait", "--for=condition=Established", "crd", "httproutes.gateway.networking.k8s.io"
-    )
-
-
 @pytest.fixture
 def rollouts(operator: OperatorProcess, namespace: str) -> Iterator[Rollouts]:
-    install_gateway_api(operator.cluster, "standard")
+    operator.cluster.install_gateway_api("standard")
     yield Rollouts(operator.cluster, namespace)
 
 
@@ -179,7 +170,7 @@ def model_rule(rules: list[dict[str, Any]]) -> dict[str, Any]:
 def test_exact_weights_and_a_header_route_with_a_controller_reporting_written_by_the_test(
     rollouts: Rollouts, channel: str
 ) -> None:
-    install_gateway_api(rollouts.kube, channel)
+    rollouts.kube.install_gateway_api(channel)
     routes = Routes(rollouts)
     created = routes.create()
     admin_rule = copy.deepcopy(created["spec"]["rules"][0])

@@ -64,6 +64,7 @@ def test_unseen_categories_and_dropped_features_are_counted_and_drift_categorica
         urls = (s.url,)
         clean = run(LoadConfig(**{**base, "urls": urls, "requests": WINDOW}))
         assert clean.codes == {"200": WINDOW}
+        assert clean.versions == {"1": WINDOW}  # every answer counted by who gave it
 
         def psi_when(ready: Any) -> dict[str, float]:
             def probe() -> dict[str, float] | None:

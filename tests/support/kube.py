@@ -47,6 +47,15 @@ class ClusterUnderTest:
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
         return self.cluster.kubectl(*args, check=check, stdin=stdin).stdout
 
+    def install_gateway_api(self, channel: str = "standard") -> None:
+        """The Gateway API CRDs at the pinned version (idempotent: server-side apply),
+        so the real API server validates routes as a cluster with a gateway would."""
+        for manifest in self.cluster.tools.gateway_api_crds(channel):
+            self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(manifest))
+        self.kubectl(
+            "wait", "--for=condition=Established", "crd", "httproutes.gateway.networking.k8s.io"
+        )
+
 
 @contextmanager
 def running_test_cluster() -> Iterator[ClusterUnderTest]:
