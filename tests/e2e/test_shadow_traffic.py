@@ -6,16 +6,21 @@ weighted steps.
 The clients are the load generator's, sending to the Service's ClusterIP
 through kube-proxy; what they received is judged by the model version each
 answer names. The comparison is the stable servers' own
-(modelserver_shadow_agreement_ratio), scraped by the stack's Prometheus.
+(modelserver_shadow_agreement_ratio), scraped by the stack's Prometheus, and
+`kubectl modelrollout status` shows the champion pods' figures while it runs.
 """
 
 from __future__ import annotations
+
+import itertools
+import re
 
 import pytest
 
 from modelrollout.devenv.stack import SHADOW_AGREEMENT_QUERY, Artifact, ServingStack
 from support.rollouts import Rollouts
 from support.serving import deploy_first_version, model_deployment
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -25,6 +30,19 @@ STEPS = [
     {"setWeight": 50},
     {"pause": {"duration": "2s"}},
 ]
+
+
+def shadow_block_with_copies(text: str) -> str | None:
+    """The Shadow block of `status` once it counts compared copies and an agreement."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Shadow:")), None)
+    if start is None:
+        return None
+    block = [lines[start]]
+    block += itertools.takewhile(lambda line: line.startswith("           "), lines[start + 1 :])
+    shown = "\n".join(block)
+    copies = re.search(r"copies: (\d+) compared", shown)
+    return shown if copies and int(copies[1]) > 0 and "agreement:" in shown else None
 
 
 def test_a_disagreeing_challenger_is_rejected_in_shadow_unseen_and_an_agreeing_one_goes_on(
@@ -54,8 +72,27 @@ def test_a_disagreeing_challenger_is_rejected_in_shadow_unseen_and_an_agreeing_o
     assert "2" not in answered, f"a client received an answer of the challenger: {answered}"
     assert set(answered["1"].codes) == {"200"}, answered["1"].codes
 
-    # The same model as a new version agrees on every copy: it goes on to take traffic.
-    rollouts.patch_spec("wine", stack.served_spec(models["baseline"], "3"))
+    # The same model as a new version agrees on every copy. Its shadow step is held
+    # open while `status` shows the champion's figures, read from the real pods
+    # through the API server's pod proxy; then the step gets its short duration
+    # back and v3 goes on to take traffic.
+    held_open = [{"shadow": {"percent": 100, "duration": "5m"}}, *STEPS[1:]]
+    rollouts.patch_spec(
+        "wine",
+        {
+            **stack.served_spec(models["baseline"], "3"),
+            "strategy": {"canary": {"steps": held_open}},
+        },
+    )
+    shown = wait_for(
+        lambda: shadow_block_with_copies(rollouts.cli("status", "wine").stdout),
+        timeout=120,
+        what="`status` showing compared copies",
+        interval=1.0,
+    )
+    assert "to " in shown and "(version 3)" in shown, shown
+    assert "agreement: 1.0000 of" in shown and "not read:" not in shown, shown
+    rollouts.patch_spec("wine", {"strategy": {"canary": {"steps": STEPS}}})
     status = rollouts.wait_status(
         "wine",
         "v3 promoted",

@@ -62,6 +62,7 @@ class Reason(StrEnum):
     ROLLOUT_SUPERSEDED = "RolloutSuperseded"
     STEP_COMPLETED = "StepCompleted"
     PREVIEW_READY = "PreviewReady"
+    SHADOW_PASSED = "ShadowPassed"
     SWITCHED = "Switched"
     PROMOTED = "Promoted"
     UNDO_FAILED = "UndoFailed"

@@ -546,6 +546,14 @@ class BlueGreenStrategy(SpecModel):
             "then through the Service selector."
         ),
     )
+    shadow: ShadowStep | None = Field(
+        default=None,
+        description=(
+            "Before the preview can be promoted, the new revision answers a copy of `percent`% "
+            "of the live requests for `duration`, seen by no client; the metrics with "
+            "`shadow: true` decide it."
+        ),
+    )
 
 
 class Strategy(SpecModel):

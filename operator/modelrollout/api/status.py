@@ -38,6 +38,7 @@ class BlueGreenStage(StrEnum):
     """Where a blue/green rollout is (status.stage; see modelrollout.rollout.bluegreen)."""
 
     PREVIEW_STARTING = "PreviewStarting"
+    SHADOWING = "Shadowing"
     PREVIEWING = "Previewing"
     SCALING_UP = "ScalingUp"
     VERIFYING = "Verifying"

@@ -13,9 +13,15 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from modelrollout.api import names as n
+from modelrollout.cli.shadow_figures import ShadowFigures, combine, read_pod
 from modelrollout.kube.observer import list_pods, replica_failures
-from modelrollout.kube.pods import revision_pods
+from modelrollout.kube.pods import container_port, pod_cause, revision_pods
 from modelrollout.rollout import PodsObservation
+
+# The shadow block reads every champion pod one by one: bounded so that `status
+# --watch` on a large revision stays a few requests, and a stuck pod a short wait.
+MAX_SHADOW_PODS = 20
+SHADOW_READ_TIMEOUT_SECONDS = 3.0
 
 
 class CliError(Exception):
@@ -136,6 +142,40 @@ class Session:
         except ApiException:
             return {}  # like pod counts and events, a courtesy
         return revision_pods(pods, replica_failures(deployments))
+
+    def shadow_figures(
+        self, name: str, champion: str, challenger_version: str, port: int | str
+    ) -> ShadowFigures:
+        """The champion revision's shadow figures, read from the /metrics of each of
+        its ready pods (at most MAX_SHADOW_PODS) through the API server's pod proxy;
+        a pod that cannot be read is named in `problems`, never an error."""
+        core = client.CoreV1Api(self.api)
+        selector = f"{n.LABEL_DEPLOYMENT}={name},{n.LABEL_REVISION}={champion}"
+        try:
+            pods = [p for p in list_pods(core, self.namespace, selector) if pod_cause(p) is None]
+        except ApiException as error:
+            return combine([], 0, (f"pods: {_reason(error)}",))
+        read, problems = [], []
+        for pod in pods[:MAX_SHADOW_PODS]:
+            pod_name = pod["metadata"]["name"]
+            number = container_port(pod, port)
+            if number is None:
+                problems.append(f"{pod_name}: no container port {port!r}")
+                continue
+            try:
+                response: Any = core.connect_get_namespaced_pod_proxy_with_path(
+                    f"{pod_name}:{number}",
+                    self.namespace,
+                    "metrics",
+                    _preload_content=False,
+                    _request_timeout=SHADOW_READ_TIMEOUT_SECONDS,
+                )
+                read.append(read_pod(response.data.decode(), challenger_version))
+            except ApiException as error:
+                problems.append(f"{pod_name}: {_reason(error)}")
+            except (urllib3.exceptions.HTTPError, ValueError, UnicodeDecodeError) as error:
+                problems.append(f"{pod_name}: {type(error).__name__}: {error}")
+        return combine(read, len(pods), tuple(problems))
 
     def events(self, name: str, limit: int) -> list[client.CoreV1Event]:
         try:

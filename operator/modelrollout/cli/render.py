@@ -23,7 +23,16 @@ from modelrollout.api import (
     parse_duration,
 )
 from modelrollout.api import names as n
-from modelrollout.rollout import PodsObservation, known_stage, stamp, step_timer, with_deadline
+from modelrollout.cli.shadow_figures import OUTCOMES, ShadowFigures
+from modelrollout.rollout import (
+    PodsObservation,
+    known_stage,
+    preview_replicas,
+    shadow_phase,
+    stamp,
+    step_timer,
+    with_deadline,
+)
 
 TERMINAL_PHASES = ("Healthy", "Degraded")
 
@@ -82,11 +91,19 @@ def bluegreen_lines(
     timer = (status.step_timer or step_timer(spec, status)) if in_flight else None
 
     preview = (
-        f"preview: {_pods(strategy.preview_replicas)} of {new} "
+        f"preview: {_pods(preview_replicas(strategy, spec.replicas))} of {new} "
         f"behind {n.preview_service_name(name)}"
     )
     if green and step == BlueGreenStage.PREVIEW_STARTING:
         preview += _progress(green, replicas)
+    copies = None
+    if strategy.shadow is not None:
+        copies = (
+            f"shadow: {old} copies {strategy.shadow.percent}% of its requests to {new} for "
+            f"{strategy.shadow.duration}, answers seen by no client"
+        )
+        if step == BlueGreenStage.SHADOWING and timer is not None:
+            copies += f"; until {stamp(timer.ends_at)}"
     wait = strategy.auto_promotion_seconds
     if wait is None:
         promotion = "awaiting promotion (`promote` to switch traffic)"
@@ -132,10 +149,20 @@ def bluegreen_lines(
         scale_down = f"scale down {old} " + (
             f"{format_seconds(delay)} after the switch" if delay else "at the switch"
         )
-    shown = [preview, promotion, scale_up, switch, scale_down]  # one line per stage, in order
+    # One line per stage, in order (no shadow line without `shadow`).
+    by_stage = {
+        BlueGreenStage.PREVIEW_STARTING: preview,
+        BlueGreenStage.SHADOWING: copies,
+        BlueGreenStage.PREVIEWING: promotion,
+        BlueGreenStage.SCALING_UP: scale_up,
+        BlueGreenStage.VERIFYING: switch,
+        BlueGreenStage.VERIFIED: scale_down,
+    }
+    ordered = [(stage, line) for stage, line in by_stage.items() if line is not None]
+    shown = [line for _, line in ordered]
     current: int | None
     if step is not None:
-        current = list(BlueGreenStage).index(step)
+        current = next((i for i, (stage, _) in enumerate(ordered) if stage == step), None)
     elif switched is not None and not in_flight:
         current = len(shown) - 1
     else:
@@ -232,6 +259,43 @@ def route_lines(status: ModelDeploymentStatus) -> list[str]:
     return lines
 
 
+def shadow_lines(
+    spec: ModelDeploymentSpec, status: ModelDeploymentStatus, figures: ShadowFigures | None
+) -> list[str]:
+    """The shadow phase now, and the champion's figures about it (None: not read)."""
+    phase = shadow_phase(spec, status)
+    if phase is None:
+        return []
+    lines = [
+        f"Shadow:    revision {status.stable_revision} copies {phase.percent}% of its requests "
+        f"to {status.canary_revision} (version {status.canary_version}) for {phase.duration}; "
+        "no client sees its answers"
+    ]
+    if figures is None:
+        return lines
+    outcomes = ", ".join(f"{figures.outcomes[o]} {o}" for o in OUTCOMES)
+    lines.append(
+        f"           copies: {outcomes} (read from {figures.pods_read}/{figures.pods} ready "
+        f"champion pods, {figures.mirroring_pods} mirroring now)"
+    )
+    if figures.agreement is not None:
+        lines.append(
+            f"           agreement: {figures.agreement:.4f} of {figures.compared_rows:.0f} "
+            "compared rows so far"
+        )
+    window = [f"{figures.window_rows:.0f} rows"] if figures.window_rows else []
+    if figures.window_agreement is not None:
+        window.append(f"agreement {figures.window_agreement:.4f}")
+    if figures.window_mean_abs_difference is not None:
+        window.append(f"mean |difference| {figures.window_mean_abs_difference:.4g}")
+    if figures.window_psi is not None:
+        window.append(f"prediction PSI {figures.window_psi:.4f} (largest of the pods)")
+    if window:
+        lines.append(f"           last window: {', '.join(window)}")
+    lines += [f"           not read: {problem}" for problem in figures.problems]
+    return lines
+
+
 def status_lines(
     body: Mapping[str, Any],
     spec: ModelDeploymentSpec,
@@ -240,9 +304,11 @@ def status_lines(
     events: Sequence[tuple[str, str, str]],
     pods: Mapping[str, PodsObservation] | None = None,
     now: datetime | None = None,
+    shadowing: ShadowFigures | None = None,
 ) -> list[str]:
     """`replicas`: revision -> (ready, wanted); `events`: (type, reason, message), oldest
-    first; `pods`: revision -> what its pods say; `now` for the time left."""
+    first; `pods`: revision -> what its pods say; `now` for the time left; `shadowing`:
+    the champion's shadow figures, during a shadow phase."""
     meta = body["metadata"]
     strategy = "canary" if spec.strategy.canary else "blue/green"
     lines = [
@@ -265,6 +331,7 @@ def status_lines(
     if spec.strategy.canary:  # blue/green has no weight: its stages say where traffic goes
         lines.append(f"Weight:    {status.canary_weight}% on the canary")
     lines += route_lines(status)
+    lines += shadow_lines(spec, status, shadowing)
     steps = step_lines(spec, status)
     if steps:
         lines += ["Steps:", *steps]

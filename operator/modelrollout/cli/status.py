@@ -12,6 +12,7 @@ from typing import Any
 from modelrollout.api import SpecError, parse_object, parse_status
 from modelrollout.cli.kube import CliError, Session, add_target_arguments, connect
 from modelrollout.cli.render import TERMINAL_PHASES, history_lines, list_lines, status_lines
+from modelrollout.rollout import shadow_phase
 
 # Redraw often enough to follow a rollout, rarely enough to cost the API nothing.
 WATCH_INTERVAL_SECONDS = 2.0
@@ -61,6 +62,10 @@ def _draw(session: Session, name: str) -> dict[str, Any]:
     events = [
         (e.type or "", e.reason or "", e.message or "") for e in session.events(name, EVENTS_SHOWN)
     ]
+    figures = None
+    champion, version = status.stable_revision, status.canary_version
+    if shadow_phase(spec, status) is not None and champion and version:
+        figures = session.shadow_figures(name, champion, version, spec.service.target_port)
     lines = status_lines(
         body,
         spec,
@@ -69,6 +74,7 @@ def _draw(session: Session, name: str) -> dict[str, Any]:
         events,
         pods=session.pods(name),
         now=datetime.now(UTC),
+        shadowing=figures,
     )
     print("\n".join(lines))
     return body

@@ -227,3 +227,15 @@ def clean_message(text: Any, secrets: frozenset[str]) -> str:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def container_port(pod: Pod, port: int | str) -> int | None:
+    """The number of the pod's port `port`, a number or a container port's name as
+    a Service's targetPort gives it; None when no container declares that name."""
+    if isinstance(port, int):
+        return port
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for declared in container.get("ports") or []:
+            if declared.get("name") == port:
+                return _int(declared.get("containerPort"))
+    return None

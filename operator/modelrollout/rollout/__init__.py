@@ -18,6 +18,7 @@ from modelrollout.rollout.actions import (
     SetMirror,
 )
 from modelrollout.rollout.analysis import WEBHOOK_CHECK
+from modelrollout.rollout.bluegreen import preview_replicas
 from modelrollout.rollout.clock import stamp
 from modelrollout.rollout.commands import command_rejection
 from modelrollout.rollout.measurement import MeasurementRequest, request
@@ -48,6 +49,7 @@ from modelrollout.rollout.retention import (
     protected_versions,
 )
 from modelrollout.rollout.retraining import REJECTED_EXIT_CODE, champion_version
+from modelrollout.rollout.shadow import current as shadow_phase
 from modelrollout.rollout.stages import known_stage, step_timer
 from modelrollout.rollout.validation import spec_problems
 
@@ -90,8 +92,10 @@ __all__ = [
     "invalid_spec",
     "known_stage",
     "plan",
+    "preview_replicas",
     "protected_versions",
     "request",
+    "shadow_phase",
     "spec_problems",
     "stamp",
     "step_timer",

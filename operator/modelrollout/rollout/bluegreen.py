@@ -3,6 +3,10 @@
 status.stage during a blue/green rollout (stages.py reads it, also from the
 number in currentStep that operators before status.stage wrote):
   PreviewStarting  new revision at previewReplicas behind the preview Service
+                   (more with `shadow`: pods for the copies, shadow.py)
+  Shadowing        with `shadow` only: the old revision's servers copy a share of
+                   their requests to the preview, seen by no client, for
+                   `duration`; ends once the `shadow: true` metrics pass
   Previewing       preview ready (stepStartedAt = when); autoPromotionSeconds
                    or `promote` ends it, once analysis passes
   ScalingUp        new revision scaled to `replicas`; when available, the main
@@ -32,6 +36,7 @@ from modelrollout.rollout import (
     gating,
     measurement,
     routing,
+    shadow,
     stages,
     transitions,
 )
@@ -39,9 +44,16 @@ from modelrollout.rollout import progress as deadline
 from modelrollout.rollout.outcome import Event, Explanation, Settled, Transition
 
 if TYPE_CHECKING:
-    from modelrollout.api import ModelDeploymentStatus, Phase
+    from modelrollout.api import BlueGreenStrategy, ModelDeploymentStatus, Phase
     from modelrollout.rollout.context import Context
     from modelrollout.rollout.outcome import StageResult
+
+
+def preview_replicas(strategy: BlueGreenStrategy, replicas: int) -> int:
+    """The preview's pods: previewReplicas, or more for a shadow phase's copies."""
+    if strategy.shadow is None:
+        return strategy.preview_replicas
+    return max(strategy.preview_replicas, shadow.pods(replicas, strategy.shadow.percent))
 
 
 def _verifies(ctx: Context, status: ModelDeploymentStatus) -> bool:
@@ -60,8 +72,9 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
     green_wanted = (
         ctx.replicas
         if stages.at_least(status, BlueGreenStage.SCALING_UP)
-        else strategy.preview_replicas
+        else preview_replicas(strategy, ctx.replicas)
     )
+    shadowing = shadow.current(ctx.spec, status)
     available = ctx.observed.available(green)
     progress = f"revision {green} (version {status.canary_version})"
     summary = analysis.summary(status, gating.gating_checks(ctx, status))
@@ -99,6 +112,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             ),
             weight=100 if main == green else 0,
             split=switched_split if through_route else (),
+            mirror=None if to_stable else shadow.mirror(shadowing, blue, green),
         )
 
     def route_waits(switched: bool) -> routing.RouteWait | None:
@@ -122,16 +136,37 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
 
     if step == BlueGreenStage.PREVIEW_STARTING:
         if available >= green_wanted:
+            after = BlueGreenStage.SHADOWING if strategy.shadow else BlueGreenStage.PREVIEWING
             return Transition(
-                status.model_copy(
-                    update={**stages.enter(BlueGreenStage.PREVIEWING), "step_started_at": ctx.now}
-                ),
+                status.model_copy(update={**stages.enter(after), "step_started_at": ctx.now}),
                 (Event(Reason.PREVIEW_READY, f"{progress}: preview ready"),),
             )
         return settle(
             "Progressing",
             Reason.PREVIEW_STARTING,
             f"{available}/{green_wanted} preview replicas available",
+        )
+    if step == BlueGreenStage.SHADOWING:
+        # Without `shadow` (removed from the spec meanwhile) the phase is over.
+        ends = gating.deadline(
+            status.step_started_at, shadowing.seconds if shadowing else 0.0, ctx.now
+        )
+        if shadowing is not None and ctx.now < ends:
+            return settle(
+                "Progressing",
+                Reason.SHADOWING,
+                shadow.until(shadowing, "preview", ends),
+                (ends - ctx.now).total_seconds(),
+            )
+        if shadowing is not None and judgement.outcome == "hold":
+            return settle("Paused", judgement.required_reason, judgement.message)
+        if shadowing is not None and judgement.outcome == "pending":
+            return settle("Progressing", judgement.required_reason, judgement.message)
+        return Transition(
+            status.model_copy(
+                update={**stages.enter(BlueGreenStage.PREVIEWING), "step_started_at": ctx.now}
+            ),
+            (Event(Reason.SHADOW_PASSED, f"{progress}: shadow phase passed"),),
         )
     if step == BlueGreenStage.PREVIEWING:
         wait = strategy.auto_promotion_seconds

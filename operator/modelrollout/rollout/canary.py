@@ -163,8 +163,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
             return settle(
                 "Progressing",
                 Reason.SHADOWING,
-                f"the canary answers a copy of {step.shadow.percent}% of requests, seen by no "
-                f"client, until {clock.stamp(ends)}",
+                shadow.until(step.shadow, "canary", ends),
                 (ends - ctx.now).total_seconds(),
             )
     if step.pause is not None:

@@ -22,8 +22,11 @@ if TYPE_CHECKING:
     from modelrollout.api import ModelDeploymentSpec, ModelDeploymentStatus
 
 # status.currentStep of each stage, as operators before status.stage wrote it.
+# Shadowing came later: an older operator reads it as Previewing (it would stop the
+# copies and wait for `promote` or auto-promotion), never as a later stage.
 LEGACY_STEP: dict[BlueGreenStage, int] = {
     BlueGreenStage.PREVIEW_STARTING: 0,
+    BlueGreenStage.SHADOWING: 1,
     BlueGreenStage.PREVIEWING: 1,
     BlueGreenStage.SCALING_UP: 2,
     BlueGreenStage.VERIFYING: 3,
@@ -85,6 +88,8 @@ def step_seconds(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> fl
     blue_green = spec.strategy.blue_green
     assert blue_green is not None, "neither canary nor blue/green"
     current = stage(status)
+    if current == BlueGreenStage.SHADOWING and blue_green.shadow is not None:
+        return blue_green.shadow.seconds
     if current == BlueGreenStage.PREVIEWING:
         seconds = blue_green.auto_promotion_seconds
         return None if seconds is None else float(seconds)

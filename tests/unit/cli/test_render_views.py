@@ -3,6 +3,7 @@ marked, the blue/green stages, the history table and the list table."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,9 +23,11 @@ from modelrollout.cli.render import (
     history_lines,
     list_lines,
     model_source,
+    shadow_lines,
     status_lines,
     step_lines,
 )
+from modelrollout.cli.shadow_figures import ShadowFigures
 
 pytestmark = pytest.mark.unit
 
@@ -207,6 +210,31 @@ def test_blue_green_stages(
         assert any(shown.strip() == line for shown in lines), (line, lines)
 
 
+SHADOWED = spec(
+    {
+        "blueGreen": {
+            "previewReplicas": 1,
+            "autoPromotionSeconds": 120,
+            "shadow": {"percent": 50, "duration": "5m"},
+        }
+    },
+    replicas=4,
+)
+
+
+def test_a_blue_green_shadow_phase_is_a_stage_of_its_own_with_its_timer() -> None:
+    status = rolling(1, stage="Shadowing", step_started_at=AT)
+    lines = bluegreen_lines("fraud", SHADOWED, status, {"green2": (2, 2)})
+    assert len(lines) == 6
+    assert marked(lines) == [
+        "2. shadow: blue1 copies 50% of its requests to green2 for 5m, answers seen by no "
+        "client; until 2025-06-01T12:05:00Z"
+    ]
+    # The preview has pods for the copies: half of 4, more than previewReplicas.
+    assert lines[0].strip() == "1. preview: 2 replicas of green2 behind fraud-preview"
+    assert lines[2].strip() == "3. auto-promotion 2m after the preview is ready"
+
+
 def test_blue_green_idle_lists_the_stages_unmarked() -> None:
     idle = ModelDeploymentStatus(phase="Healthy", stable_revision="blue1", stable_version="1")
     lines = bluegreen_lines("fraud", MANUAL, idle, {})
@@ -337,3 +365,33 @@ def test_status_says_what_a_tracked_alias_resolved_to_and_where_the_champion_is(
     assert model_source(spec, ModelDeploymentStatus(registry=resolved)) == (
         "registry churn-model alias candidate -> version 4 (champion -> 3)"
     )
+
+
+def test_status_shows_the_shadow_phase_and_the_champions_figures() -> None:
+    canary = spec({"canary": {"steps": [{"shadow": {"percent": 25, "duration": "10m"}}]}})
+    status = rolling(0, reason="Shadowing")
+    figures = ShadowFigures(
+        pods=3,
+        pods_read=2,
+        outcomes=Counter({"compared": 40, "dropped": 3}),
+        agreement=0.975,
+        compared_rows=400,
+        window_rows=400,
+        window_agreement=0.96,
+        window_psi=0.02,
+        window_mean_abs_difference=None,
+        mirroring_pods=2,
+        problems=("fraud-abc-1: Forbidden",),
+    )
+    lines = shadow_lines(canary, status, figures)
+    assert lines == [
+        "Shadow:    revision blue1 copies 25% of its requests to green2 (version 2) for 10m; "
+        "no client sees its answers",
+        "           copies: 40 compared, 0 failed, 0 timeout, 3 dropped (read from 2/3 ready "
+        "champion pods, 2 mirroring now)",
+        "           agreement: 0.9750 of 400 compared rows so far",
+        "           last window: 400 rows, agreement 0.9600, prediction PSI 0.0200 (largest of "
+        "the pods)",
+        "           not read: fraud-abc-1: Forbidden",
+    ]
+    assert shadow_lines(canary, rolling(1), figures) == [], "after the shadow step: nothing"

@@ -83,3 +83,58 @@ def test_a_shadow_step_after_traffic_moved_is_an_invalid_spec() -> None:
     world.plan()
     assert world.status.reason == "InvalidSpec"
     assert "steps[1].shadow: a shadow step must come before any setWeight" in world.status.message
+
+
+BLUE_GREEN = {
+    "previewReplicas": 1,
+    "autoPromotionSeconds": 0,
+    "shadow": {"percent": 50, "duration": "60s"},
+}
+
+
+def previewing_in_shadow() -> tuple[World, str]:
+    world = deployed(make_spec(blue_green=BLUE_GREEN, analysis=ANALYSIS))
+    stable = world.revision
+    world.change_spec(model={"version": "2"})
+    world.settle()
+    return world, stable
+
+
+def test_blue_green_shadows_the_ready_preview_before_it_can_be_promoted() -> None:
+    world, blue = previewing_in_shadow()
+    green = world.revision
+    assert world.status.stage == "Shadowing" and world.status.reason == "Shadowing"
+    # Pods for half the stable's requests, more than previewReplicas: 1.
+    assert world.replicas() == {blue: 4, green: 2}
+    assert world.routes["main"] == blue, "every client request stays on the old revision"
+    assert world.mirror == Mirror(50, blue, green)
+    applies = scope(world.spec, world.status)
+    assert applies is not None and applies.gating == ("agreement",)
+    world.wait(30)
+    measure(world, "agreement", "pass")
+    world.settle()
+    assert world.status.stage == "Shadowing", "the duration is not over: auto-promotion waits"
+
+
+def test_blue_green_goes_on_to_its_preview_and_switch_once_the_comparison_passes() -> None:
+    world, blue = previewing_in_shadow()
+    world.wait(61)
+    measure(world, "agreement", "pass")
+    result = world.plan()
+    assert SetMirror(None) in result.actions, "the copies stop with the phase"
+    assert "ShadowPassed" in [event.reason for event in result.events]
+    world.settle()
+    assert world.mirror is None and world.routes["main"] == blue, "a preview, not yet a switch"
+    assert world.status.stage != "Shadowing"
+    applies = scope(world.spec, world.status)
+    assert applies is not None and applies.gating == ("error-rate",)
+
+
+def test_blue_green_rolls_back_on_a_failing_comparison_before_any_client_saw_it() -> None:
+    world, blue = previewing_in_shadow()
+    world.wait(10)
+    measure(world, "agreement", "fail")
+    world.settle()
+    assert world.status.reason == "RolledBack"
+    assert world.mirror is None and world.routes["main"] == blue
+    assert not any(e.revision != blue for e in world.status.history[-1:]), "green never promoted"
