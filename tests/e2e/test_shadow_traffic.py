@@ -20,7 +20,7 @@ import pytest
 from modelrollout.devenv.stack import SHADOW_AGREEMENT_QUERY, Artifact, ServingStack
 from support.rollouts import Rollouts
 from support.serving import deploy_first_version, model_deployment
-from support.waiting import wait_for
+from support.waiting import WaitTimeoutError, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -90,15 +90,20 @@ def test_a_disagreeing_challenger_is_rejected_in_shadow_unseen_and_an_agreeing_o
         what="`status` showing compared copies",
         interval=1.0,
     )
+    print(f"\n[figure] `kubectl modelrollout status` during v3's shadow step:\n{shown}")
     assert "to " in shown and "(version 3)" in shown, shown
     assert "agreement: 1.0000 of" in shown and "not read:" not in shown, shown
     rollouts.patch_spec("wine", {"strategy": {"canary": {"steps": STEPS}}})
-    status = rollouts.wait_status(
-        "wine",
-        "v3 promoted",
-        lambda s: s.get("stableVersion") == "3" and s.get("phase") == "Healthy",
-        timeout=300,
-    )
+    try:
+        status = rollouts.wait_status(
+            "wine",
+            "v3 promoted",
+            lambda s: s.get("stableVersion") == "3" and s.get("phase") == "Healthy",
+            timeout=300,
+        )
+    except WaitTimeoutError as error:
+        # What the champion's pods say (copies, window) names why the gate has no data.
+        raise WaitTimeoutError(f"{error}\n{rollouts.cli('status', 'wine').stdout}") from None
     assert status["analysis"]["agreement"]["failures"] == 0
     assert status["analysis"]["agreement"]["value"] == 1.0
     answered = traffic.stats()

@@ -88,6 +88,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+{{- if .Values.rbac.autoscaling.enabled }}
+# spec.autoscaling: the HPA named after a ModelDeployment, read at each reconcile
+# (is it the operator's, made from the spec as it is?), made, its spec patched when
+# spec.autoscaling changes, deleted when spec.autoscaling is removed.
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, create, patch, delete]
+{{- end }}
 {{- if .Values.rbac.gatewayAPI.enabled }}
 # strategy.canary.trafficRouting.gatewayAPI: the users' HTTPRoutes, read (with the
 # status their gateway writes) and patched by server-side apply, weights and the

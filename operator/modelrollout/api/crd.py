@@ -236,7 +236,16 @@ def crd_manifest() -> dict[str, Any]:
                     "name": n.VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {
+                        "status": {},
+                        # `kubectl scale`, an HPA and KEDA target the ModelDeployment as
+                        # they target a Deployment; the operator splits the total.
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
                     "additionalPrinterColumns": _printer_columns(status),
                     "schema": {
                         "openAPIV3Schema": {

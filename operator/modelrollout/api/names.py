@@ -79,6 +79,16 @@ def shadow_config_name(md_name: str) -> str:
     return f"{md_name}-shadow"
 
 
+def autoscaler_name(md_name: str) -> str:
+    """The HorizontalPodAutoscaler spec.autoscaling makes (its target: the ModelDeployment)."""
+    return md_name
+
+
+# On that HPA: a digest of the spec.autoscaling it was made from, so that a change is
+# seen without comparing with the defaults the API server fills in.
+AUTOSCALING_ANNOTATION: Final = f"{GROUP}/autoscaling"
+
+
 def canary_service_name(md_name: str) -> str:
     """The Service that reaches only the revision being rolled out."""
     return f"{md_name}-canary"

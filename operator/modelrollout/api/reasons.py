@@ -24,6 +24,10 @@ class Reason(StrEnum):
     # spec.model.registry could not be resolved: nothing changes until it can.
     REGISTRY_UNAVAILABLE = "RegistryUnavailable"
     REGISTRY_VERSION_REJECTED = "RegistryVersionRejected"
+    # spec.autoscaling cannot own its HPA (one of that name is someone else's, or
+    # the operator may not read HPAs): nothing changes until it can.
+    AUTOSCALER_CONFLICT = "AutoscalerConflict"
+    AUTOSCALER_FORBIDDEN = "AutoscalerForbidden"
     DEPLOYING = "Deploying"
     SCALING = "Scaling"
     AVAILABLE = "Available"

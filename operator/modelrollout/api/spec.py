@@ -16,15 +16,15 @@ import re
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
+from modelrollout.api.autoscaling import Autoscaling
+from modelrollout.api.base import SpecModel
 from modelrollout.api.durations import DURATION_PATTERN, parse_duration
 from modelrollout.api.kubeschema import cel, list_map
 
@@ -115,17 +115,6 @@ POD_TEMPLATE_SCHEMA: Final[dict[str, Any]] = {
         },
     },
 }
-
-
-class SpecModel(BaseModel):
-    """Base of every spec part: camelCase on the wire, immutable, typos rejected."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
 
 
 REGISTRY_ONE_OF: Final = "model.registry sets exactly one of version or alias"
@@ -911,6 +900,13 @@ class ModelDeploymentSpec(SpecModel):
         )
     )
     service: ServicePorts = ServicePorts()
+    autoscaling: Autoscaling | None = Field(
+        default=None,
+        description=(
+            "An HPA the operator owns for this ModelDeployment: it sets spec.replicas "
+            "(leave replicas out of a GitOps manifest), the operator splits it."
+        ),
+    )
     strategy: Strategy = Field(description="Exactly one of canary or blueGreen.")
     analysis: Analysis | None = None
     rollback: Rollback = Rollback()
@@ -926,9 +922,6 @@ class ModelDeploymentSpec(SpecModel):
         le=MAX_HISTORY_LIMIT,
         description="Old revisions kept (scaled to 0) for undo, beyond the one serving.",
     )
-    # 600 s as Argo Rollouts, Flagger and Deployments have it: long enough for a
-    # large image pull and a model load, short enough that a crash loop does not
-    # sit unnoticed for an afternoon.
     retraining: Retraining | None = Field(
         default=None,
         description=(
@@ -936,6 +929,9 @@ class ModelDeploymentSpec(SpecModel):
             "and register the candidate behind model.registry.alias only if it is not worse."
         ),
     )
+    # 600 s as Argo Rollouts, Flagger and Deployments have it: long enough for a
+    # large image pull and a model load, short enough that a crash loop does not
+    # sit unnoticed for an afternoon.
     progress_deadline_seconds: int = Field(
         default=600,
         ge=1,

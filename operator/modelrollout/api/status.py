@@ -335,6 +335,23 @@ class ModelDeploymentStatus(StatusModel):
     # When the current rollout began; measurements older than this are not counted.
     rollout_started_at: datetime | None = None
     canary_weight: int = Field(default=0, ge=0, le=100)
+    replicas: int = Field(
+        default=0,
+        ge=0,
+        json_schema_extra={"format": "int32"},
+        description=(
+            "Pods of the revisions that take client traffic now (the scale subresource's "
+            "status.replicas, which an HPA or KEDA reads as the current count)."
+        ),
+    )
+    selector: str | None = Field(
+        default=None,
+        json_schema_extra={"maxLength": 1024},
+        description=(
+            "Label selector of those pods (the scale subresource's): an autoscaler averages "
+            "its per-pod metrics over the pods that answer clients."
+        ),
+    )
     traffic_routing: TrafficRoutingStatus | None = None
     # One condition per type (a list keyed by type, as kstatus reads it).
     conditions: tuple[Condition, ...] = Field(default=(), json_schema_extra=list_map("type"))

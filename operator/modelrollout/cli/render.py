@@ -20,12 +20,12 @@ from modelrollout.api import (
     RegistryVersion,
     Timer,
     format_seconds,
-    parse_duration,
 )
 from modelrollout.api import names as n
 from modelrollout.cli.shadow_figures import OUTCOMES, ShadowFigures
 from modelrollout.rollout import (
     PodsObservation,
+    describe_step,
     known_stage,
     preview_replicas,
     shadow_phase,
@@ -45,13 +45,7 @@ def step_lines(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> list
     lines = []
     for index, step in enumerate(canary.steps):
         marker = "->" if index == current else "  "
-        if step.set_weight is not None:
-            what = f"setWeight {step.set_weight}%"
-        elif step.pause is not None and step.pause.duration:
-            what = f"pause {format_seconds(parse_duration(step.pause.duration))}"
-        else:
-            what = "pause (until promote)"
-        lines.append(f"  {marker} {index + 1}. {what}")
+        lines.append(f"  {marker} {index + 1}. {describe_step(step)}")
     return lines
 
 
@@ -327,6 +321,13 @@ def status_lines(
             replicas,
         ),
     ]
+    if spec.autoscaling is not None:
+        scaling = spec.autoscaling
+        lines.append(
+            f"Autoscale: HPA {n.autoscaler_name(meta['name'])} keeps {scaling.min_replicas}-"
+            f"{scaling.max_replicas}; total now {spec.replicas}, "
+            f"{status.replicas} pods answering clients"
+        )
     lines += progress_lines(spec, status, pods or {}, now)
     if spec.strategy.canary:  # blue/green has no weight: its stages say where traffic goes
         lines.append(f"Weight:    {status.canary_weight}% on the canary")

@@ -16,11 +16,18 @@ from kubernetes.client.exceptions import ApiException
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner
-from modelrollout.kube.manifests import retraining_job, revision_deployment, shadow_config
+from modelrollout.kube.manifests import (
+    autoscaler,
+    retraining_job,
+    revision_deployment,
+    shadow_config,
+)
 from modelrollout.rollout import (
     Action,
+    DeleteAutoscaler,
     DeleteRetrainingJob,
     DeleteRevision,
+    EnsureAutoscaler,
     EnsureRevision,
     Mirror,
     Observed,
@@ -39,6 +46,7 @@ class Executor:
     def __init__(self, api: client.ApiClient, router: Router) -> None:
         self._apps = client.AppsV1Api(api)
         self._batch = client.BatchV1Api(api)
+        self._autoscaling = client.AutoscalingV2Api(api)
         self._core = client.CoreV1Api(api)
         self._router = router
 
@@ -68,6 +76,10 @@ class Executor:
                     self._run_job(owner, spec, action)
                 case DeleteRetrainingJob(name=name):
                     self._delete_job(owner, name)
+                case EnsureAutoscaler():
+                    self._ensure_autoscaler(owner, spec)
+                case DeleteAutoscaler():
+                    self._delete_autoscaler(owner)
 
     def _ensure_revision(
         self,
@@ -131,6 +143,39 @@ class Executor:
             self._core.patch_namespaced_config_map(
                 n.shadow_config_name(owner.name), owner.namespace, {"data": body["data"]}
             )
+
+    def _ensure_autoscaler(self, owner: Owner, spec: ModelDeploymentSpec) -> None:
+        assert spec.autoscaling is not None, "EnsureAutoscaler without spec.autoscaling"
+        body = autoscaler(owner, spec.autoscaling)
+        name = body["metadata"]["name"]
+        try:
+            self._autoscaling.create_namespaced_horizontal_pod_autoscaler(
+                owner.namespace, cast(Any, body)
+            )
+            return
+        except ApiException as error:
+            if error.status != CONFLICT:
+                raise
+        found = self._autoscaling.read_namespaced_horizontal_pod_autoscaler(name, owner.namespace)
+        references = (found.metadata.owner_references if found.metadata else None) or []
+        if not any(ref.uid == owner.uid for ref in references):
+            return  # someone's own, made meanwhile: the next observation reports it
+        # null removes the metrics a previous spec.autoscaling had (the HPA's default then).
+        wanted = {"metrics": None, **body["spec"]}
+        self._autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+            name,
+            owner.namespace,
+            {"metadata": {"annotations": body["metadata"]["annotations"]}, "spec": wanted},
+        )
+
+    def _delete_autoscaler(self, owner: Owner) -> None:
+        try:
+            self._autoscaling.delete_namespaced_horizontal_pod_autoscaler(
+                n.autoscaler_name(owner.name), owner.namespace
+            )
+        except ApiException as error:
+            if error.status != NOT_FOUND:
+                raise
 
     def _run_job(self, owner: Owner, spec: ModelDeploymentSpec, run: RunRetrainingJob) -> None:
         try:

@@ -1,6 +1,6 @@
-"""Builds the Deployment of each revision a ModelDeployment runs, and its
-retraining Jobs. Pure: dicts in, dicts out, so every name, label and injected
-variable is unit-tested here.
+"""Builds the Deployment of each revision a ModelDeployment runs, its retraining
+Jobs, its shadow ConfigMap and the HPA of spec.autoscaling. Pure: dicts in, dicts
+out, so every name, label and injected variable is unit-tested here.
 
 Names, labels and env follow api/names.py (docs/architecture.md, "Names").
 Every object carries an owner reference to its ModelDeployment, so deleting it
@@ -10,12 +10,14 @@ deletes everything it made.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
+from modelrollout.api.autoscaling import Autoscaling
 from modelrollout.api.ownership import Owner, common_labels
 from modelrollout.rollout import Mirror, RunRetrainingJob
 
@@ -83,6 +85,31 @@ def shadow_config(owner: Owner, mirror: Mirror | None, url: str) -> dict[str, An
             "ownerReferences": [owner.reference()],
         },
         "data": {n.SHADOW_CONFIG_KEY: json.dumps(body, sort_keys=True)},
+    }
+
+
+def autoscaling_digest(autoscaling: Autoscaling) -> str:
+    """What the HPA was made from, for its annotation (api/names.py)."""
+    text = json.dumps(autoscaling.hpa_spec(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def autoscaler(owner: Owner, autoscaling: Autoscaling) -> dict[str, Any]:
+    """The HPA `<md>`: autoscaling/v2, targeting the ModelDeployment's scale subresource."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {
+            "name": n.autoscaler_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": common_labels(owner.name),
+            "annotations": {n.AUTOSCALING_ANNOTATION: autoscaling_digest(autoscaling)},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "scaleTargetRef": {"apiVersion": n.API_VERSION, "kind": n.KIND, "name": owner.name},
+            **autoscaling.hpa_spec(),
+        },
     }
 
 

@@ -20,10 +20,11 @@ from modelrollout.api import ModelDeploymentSpec
 from modelrollout.api import names as n
 from modelrollout.api.ownership import Owner, owned_selector
 from modelrollout.kube.jobs import job_observation, with_termination
-from modelrollout.kube.manifests import read_mirror, retraining_selector
+from modelrollout.kube.manifests import autoscaling_digest, read_mirror, retraining_selector
 from modelrollout.kube.pods import replica_failure, revision_pods
 from modelrollout.rollout import (
     SERVICE_ROLES,
+    AutoscalerState,
     Mirror,
     Observed,
     PodCause,
@@ -55,6 +56,29 @@ def _mirror(core: client.CoreV1Api, owner: Owner) -> Mirror | None:
             return None
         raise
     return read_mirror(found.data)
+
+
+FORBIDDEN = 403
+
+
+def _autoscaler(api: client.ApiClient, owner: Owner, spec: ModelDeploymentSpec) -> AutoscalerState:
+    try:
+        found = client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler(
+            n.autoscaler_name(owner.name), owner.namespace
+        )
+    except ApiException as error:
+        if error.status == NOT_FOUND:
+            return "absent"
+        if error.status == FORBIDDEN:
+            return "forbidden"  # matters only with spec.autoscaling (plan.py says why)
+        raise
+    if not _owned_by(found.metadata, owner):
+        return "foreign"
+    made_from = ((found.metadata.annotations if found.metadata else None) or {}).get(
+        n.AUTOSCALING_ANNOTATION
+    )
+    wanted = autoscaling_digest(spec.autoscaling) if spec.autoscaling is not None else None
+    return "current" if made_from is not None and made_from == wanted else "stale"
 
 
 def observe(
@@ -102,6 +126,7 @@ def observe(
         route_check=router.route_check(owner, spec),
         mirror=_mirror(core, owner),
         header_routes=router.header_routes(owner, spec),
+        autoscaler=_autoscaler(api, owner, spec),
     )
 
 

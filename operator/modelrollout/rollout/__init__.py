@@ -8,8 +8,10 @@ inputs and expected outputs.
 
 from modelrollout.rollout.actions import (
     Action,
+    DeleteAutoscaler,
     DeleteRetrainingJob,
     DeleteRevision,
+    EnsureAutoscaler,
     EnsureRevision,
     RouteService,
     RunRetrainingJob,
@@ -19,11 +21,13 @@ from modelrollout.rollout.actions import (
 )
 from modelrollout.rollout.analysis import WEBHOOK_CHECK
 from modelrollout.rollout.bluegreen import preview_replicas
+from modelrollout.rollout.canary import describe_step
 from modelrollout.rollout.clock import stamp
 from modelrollout.rollout.commands import command_rejection
 from modelrollout.rollout.measurement import MeasurementRequest, request
 from modelrollout.rollout.observed import (
     SERVICE_ROLES,
+    AutoscalerState,
     MetricVerdict,
     Mirror,
     Observed,
@@ -58,8 +62,11 @@ __all__ = [
     "SERVICE_ROLES",
     "WEBHOOK_CHECK",
     "Action",
+    "AutoscalerState",
+    "DeleteAutoscaler",
     "DeleteRetrainingJob",
     "DeleteRevision",
+    "EnsureAutoscaler",
     "EnsureRevision",
     "Event",
     "Explanation",
@@ -89,6 +96,7 @@ __all__ = [
     "champion_version",
     "command_rejection",
     "decide",
+    "describe_step",
     "invalid_spec",
     "known_stage",
     "plan",

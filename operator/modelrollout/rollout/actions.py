@@ -103,6 +103,17 @@ class DeleteRetrainingJob:
     name: str
 
 
+@dataclass(frozen=True)
+class EnsureAutoscaler:
+    """Make the HPA `<name>` what spec.autoscaling says (create it, or replace its
+    spec), its target this ModelDeployment's scale subresource."""
+
+
+@dataclass(frozen=True)
+class DeleteAutoscaler:
+    """Delete the operator's HPA `<name>` (spec.autoscaling was removed); absent is fine."""
+
+
 Action = (
     EnsureRevision
     | ScaleRevision
@@ -112,4 +123,6 @@ Action = (
     | SetMirror
     | RunRetrainingJob
     | DeleteRetrainingJob
+    | EnsureAutoscaler
+    | DeleteAutoscaler
 )

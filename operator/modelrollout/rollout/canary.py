@@ -57,6 +57,11 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         max(answering, shadow.pods(ctx.replicas, shadowing.percent)) if shadowing else answering
     )
     available = ctx.observed.available(canary)
+    stable_deployment = ctx.observed.revision(stable)
+    going_away = sum(
+        r.ready_replicas for r in ctx.observed.revisions if r.revision not in (stable, canary)
+    )
+    stable_budget = None if stable_deployment is None else stable_deployment.replicas + going_away
     if exact and promoting and available < ctx.replicas:
         # The route moves all traffic only to a canary with every replica available.
         weight = step_weight([s.set_weight for s in steps if s.set_weight is not None])
@@ -98,7 +103,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         stable_wanted = (
             ctx.replicas
             if to_stable or exact
-            else stable_replicas(ctx.replicas, answering, available)
+            else stable_replicas(ctx.replicas, answering, available, stable_budget)
         )
         main = None if spans_both else stable
         if to_stable and ctx.observed.available(stable) >= ctx.replicas:
@@ -187,7 +192,7 @@ def advance(ctx: Context, status: ModelDeploymentStatus) -> StageResult:
         (
             Event(
                 Reason.STEP_COMPLETED,
-                f"step {index + 1}/{len(steps)} ({_describe(step)}) completed",
+                f"step {index + 1}/{len(steps)} ({describe_step(step)}) completed",
             ),
         ),
     )
@@ -199,20 +204,21 @@ def _routed_weight(ctx: Context, canary: str) -> int:
     return shares.get(canary, 0)
 
 
-def _describe(step: CanaryStep) -> str:
+def describe_step(step: CanaryStep) -> str:
+    """A step in the spec's words, for Events and `status`."""
     if step.set_weight is not None:
-        return f"weight {step.set_weight}%"
+        return f"setWeight {step.set_weight}%"
     if step.set_canary_scale is not None:
         scale = step.set_canary_scale
         if scale.replicas is not None:
-            return f"canary scale {scale.replicas} replicas"
+            return f"setCanaryScale {scale.replicas} replicas"
         if scale.weight is not None:
-            return f"canary scale {scale.weight}%"
-        return "canary scale matching the weight"
+            return f"setCanaryScale {scale.weight}%"
+        return "setCanaryScale matching the weight"
     if step.shadow is not None:
-        return f"shadow {step.shadow.percent}% for {step.shadow.duration}"
+        return f"shadow {step.shadow.percent}% for {format_seconds(step.shadow.seconds)}"
     if step.set_header_route is not None:
         route = step.set_header_route
-        return f"header route {route.name}" + ("" if route.match else " removed")
-    duration = step.pause.duration if step.pause else None
-    return f"pause {duration}" if duration else "pause"
+        return f"setHeaderRoute {route.name}" + ("" if route.match else " removed")
+    seconds = step.pause.seconds if step.pause else None
+    return "pause (until promote)" if seconds is None else f"pause {format_seconds(seconds)}"

@@ -182,6 +182,11 @@ class RetrainingJobObservation:
     finished_at: datetime | None = None
 
 
+# The HPA named after the ModelDeployment: none, the operator's made from the spec
+# as it is (current) or as it was (stale), someone else's, or not readable (RBAC).
+AutoscalerState = Literal["absent", "current", "stale", "foreign", "forbidden"]
+
+
 @dataclass(frozen=True)
 class Observed:
     """The world as seen just before planning.
@@ -221,11 +226,14 @@ class Observed:
     registry: RegistryVersion | None = None
     registry_alias: str | None = None
     retraining_jobs: tuple[RetrainingJobObservation, ...] = ()
-    # The ModelDeployment's own name (it names the retraining Jobs).
+    # The ModelDeployment's own name (it names the retraining Jobs and the pods
+    # status.selector matches).
     name: str = ""
     route_check: RouteCheck | None = None
     header_routes: tuple[str, ...] | None = None
     mirror: Mirror | None = None
+    # The HPA spec.autoscaling makes (None: not read).
+    autoscaler: AutoscalerState | None = None
 
     def revision(self, revision: str | None) -> RevisionObservation | None:
         return next((r for r in self.revisions if r.revision == revision), None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from modelrollout.api import names as n
 from modelrollout.api import spec_revision
 from modelrollout.api.reasons import Reason
 from modelrollout.api.spec import MAX_STEPS
@@ -26,13 +27,16 @@ from modelrollout.rollout import (
     progress,
     retraining,
     routing,
+    scale,
     stages,
     steady,
     transitions,
 )
 from modelrollout.rollout.actions import (
     Action,
+    DeleteAutoscaler,
     DeleteRevision,
+    EnsureAutoscaler,
     EnsureRevision,
     RouteService,
     ScaleRevision,
@@ -52,6 +56,9 @@ if TYPE_CHECKING:
     from modelrollout.rollout.observed import Observed
     from modelrollout.rollout.outcome import StageResult
 
+# The operator does not watch HPAs: a conflict over one is looked at again this often.
+AUTOSCALER_RECHECK_SECONDS = 30.0
+
 # Every transition moves forward (a step, a promotion, a rollback), so a plan
 # settles within the steps plus a handful of state changes.
 _MAX_TRANSITIONS = MAX_STEPS + 16
@@ -68,6 +75,12 @@ def plan(
     problems = spec_problems(spec)
     if problems:
         return _invalid(problems, status, observed.generation, now)
+    conflict = _autoscaler_conflict(spec, observed)
+    if conflict is not None:
+        why, message = conflict
+        return _invalid(
+            [message], status, observed.generation, now, why, AUTOSCALER_RECHECK_SECONDS
+        )
     ctx = Context(spec=spec, observed=observed, now=now, target=spec_revision(spec))
     status, events = commands.handle(ctx, status)
     for _ in range(_MAX_TRANSITIONS):
@@ -76,6 +89,29 @@ def plan(
             return _finish(ctx, status, result, events)
         status, events = result.status, events + result.events
     raise AssertionError("plan did not settle")  # a transition that does not move on
+
+
+def _autoscaler_conflict(
+    spec: ModelDeploymentSpec, observed: Observed
+) -> tuple[Reason, str] | None:
+    """Why spec.autoscaling cannot have its HPA; None when it can (or is not set).
+    Nothing acts meanwhile: the ModelDeployment would otherwise have two autoscalers
+    (someone's HPA of that name and the one asked for), or one nobody can see."""
+    if spec.autoscaling is None or observed.autoscaler not in ("foreign", "forbidden"):
+        return None
+    hpa = f"HorizontalPodAutoscaler {n.autoscaler_name(observed.name)!r}"
+    if observed.autoscaler == "foreign":
+        return (
+            Reason.AUTOSCALER_CONFLICT,
+            f"spec.autoscaling: {hpa} exists and is not this ModelDeployment's; delete or "
+            "rename it (an HPA of your own can target the ModelDeployment instead of "
+            "spec.autoscaling); what serves is left as it is",
+        )
+    return (
+        Reason.AUTOSCALER_FORBIDDEN,
+        f"spec.autoscaling: the operator may not read {hpa} (RBAC: the chart's "
+        "rbac.autoscaling); what serves is left as it is",
+    )
 
 
 def invalid_spec(
@@ -176,11 +212,14 @@ def _finish(
         replicas.setdefault(entry.revision, 0)
     if ctx.observed.revision(ctx.target) is not None:
         replicas.setdefault(ctx.target, 0)
+    answering = scale.serving(settled)
     new_status = status.model_copy(
         update={
             "phase": settled.phase,
             "observed_generation": ctx.observed.generation,
             "canary_weight": settled.weight,
+            "replicas": scale.replicas(ctx.observed, answering),
+            "selector": scale.selector(ctx.observed.name, answering),
             "traffic_routing": routing.status(ctx.spec, ctx.observed),
             "pending_scale_downs": tuple(pending),
             # Written so that readers (the CLI) show them rather than recompute them.
@@ -253,7 +292,12 @@ def _actions(ctx: Context, replicas: Mapping[str, int], settled: Settled) -> tup
         route_changes.append(SetHeaderRoutes(settled.header_routes, canary))
     if observed.mirror != settled.mirror:
         route_changes.append(SetMirror(settled.mirror))
-    return (*ups, *route_changes, *downs, *deletes)
+    autoscaler: list[Action] = []
+    if ctx.spec.autoscaling is not None and observed.autoscaler in ("absent", "stale"):
+        autoscaler.append(EnsureAutoscaler())
+    elif ctx.spec.autoscaling is None and observed.autoscaler in ("current", "stale"):
+        autoscaler.append(DeleteAutoscaler())
+    return (*ups, *route_changes, *downs, *deletes, *autoscaler)
 
 
 def _invalid(
@@ -262,6 +306,7 @@ def _invalid(
     generation: int,
     now: datetime,
     why: Reason = Reason.INVALID_SPEC,
+    requeue_after: float | None = None,
 ) -> Plan:
     reason = Explanation(why, "; ".join(problems))
     new_status = status.model_copy(
@@ -279,6 +324,6 @@ def _invalid(
         actions=(),
         new_status=new_status,
         reason=reason,
-        requeue_after=None,
+        requeue_after=requeue_after,
         reason_changed=status.reason != reason.reason,
     )

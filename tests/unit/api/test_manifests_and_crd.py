@@ -68,7 +68,14 @@ def test_crd_names_match_the_design() -> None:
     assert tuple(CRD["spec"]["names"]["shortNames"]) == names.SHORT_NAMES
     version = CRD["spec"]["versions"][0]
     assert version["name"] == names.VERSION
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
     columns = [c["jsonPath"] for c in version["additionalPrinterColumns"]]
     assert columns == [
         ".status.phase",

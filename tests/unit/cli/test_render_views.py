@@ -395,3 +395,18 @@ def test_status_shows_the_shadow_phase_and_the_champions_figures() -> None:
         "           not read: fraud-abc-1: Forbidden",
     ]
     assert shadow_lines(canary, rolling(1), figures) == [], "after the shadow step: nothing"
+
+
+def test_status_says_what_the_owned_hpa_keeps_and_how_many_pods_answer() -> None:
+    scaled = parse_spec(
+        {
+            **CANARY.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            "replicas": 5,
+            "autoscaling": {"minReplicas": 2, "maxReplicas": 12},
+        }
+    )
+    body = {"metadata": {"name": "fraud", "namespace": "ml", "generation": 1}}
+    status = rolling(0, replicas=5)
+    text = "\n".join(status_lines(body, scaled, status, {}, []))
+    assert "Autoscale: HPA fraud keeps 2-12; total now 5, 5 pods answering clients" in text
+    assert "Autoscale:" not in "\n".join(status_lines(body, CANARY, status, {}, []))

@@ -401,6 +401,10 @@ class _Response(client.rest.RESTResponse):
         super().__init__(_Raw(body))
 
 
+# The objects observe() reads by name (the shadow ConfigMap, the HPA).
+NAMED_READS = frozenset({"configmaps", "horizontalpodautoscalers"})
+
+
 class MemoryApi(client.ApiClient):
     """Answers list calls from `objects` (path suffix -> items) and records them."""
 
@@ -412,7 +416,9 @@ class MemoryApi(client.ApiClient):
     def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         path = url.split("?")[0]
         self.calls.append(f"{method} {path.removeprefix('http://in-memory.invalid')}")
-        kind = path.rsplit("/", 1)[-1]
+        parent, kind = path.rsplit("/", 2)[-2:]
+        if parent in NAMED_READS:  # one object by name: none was given, so it is absent
+            raise client.ApiException(status=404, reason="Not Found")
         return _Response({"kind": "List", "items": copy.deepcopy(self.objects.get(kind, []))})
 
 

@@ -21,8 +21,11 @@ from modelrollout.api import (
     spec_revision,
 )
 from modelrollout.rollout import (
+    AutoscalerState,
+    DeleteAutoscaler,
     DeleteRetrainingJob,
     DeleteRevision,
+    EnsureAutoscaler,
     EnsureRevision,
     Event,
     MetricVerdict,
@@ -89,6 +92,8 @@ class World:
     route_check: RouteCheck | None = None
     # What the `<name>-shadow` ConfigMap tells the model servers.
     mirror: Mirror | None = None
+    # The HPA named after the ModelDeployment, as the observer would report it.
+    autoscaler: AutoscalerState | None = None
     verdicts: dict[str, MetricVerdict] = field(default_factory=dict)
     command: str | None = None
     # What spec.model.registry resolved to, as the handler hands it to the core.
@@ -116,6 +121,7 @@ class World:
             header_routes=self.header_routes,
             route_check=self.route_check,
             mirror=self.mirror,
+            autoscaler=self.autoscaler,
             command=self.command,
             verdicts=dict(self.verdicts),
             registry=self.registry,
@@ -162,6 +168,10 @@ class World:
                     self.jobs.setdefault(number, RetrainingJobObservation(name, number, "Running"))
                 case DeleteRetrainingJob(name):
                     self.jobs = {k: j for k, j in self.jobs.items() if j.name != name}
+                case EnsureAutoscaler():
+                    self.autoscaler = "current"
+                case DeleteAutoscaler():
+                    self.autoscaler = "absent"
         self.status = result.new_status
         self.events.extend(result.events)
 

@@ -45,6 +45,24 @@ def test_stable_shrinks_only_by_available_canary_pods(
 
 
 @pytest.mark.parametrize(
+    ("replicas", "wanted", "available", "budget", "expected"),
+    [
+        (8, 2, 1, 3, 6),  # HPA 4 -> 8 at 25%: straight to its share, no surge to 7
+        (8, 2, 1, 6, 6),  # ... and it stays there while the 2nd canary pod starts
+        (4, 1, 2, 6, 3),  # HPA 8 -> 4: down to its share at once
+        (4, 1, 0, 3, 3),  # a canary pod that stopped being ready: no stable pod added
+        (4, 1, 0, 4, 4),  # a superseded canary's ready pod going away: taken back (3 + 1)
+        (4, 1, 1, 4, 3),  # the new canary up: the stable gives one back
+        (10, 5, 0, 12, 10),  # a budget above the total never raises it above the total
+    ],
+)
+def test_an_autoscaled_total_is_split_without_a_surge_given_back(
+    replicas: int, wanted: int, available: int, budget: int, expected: int
+) -> None:
+    assert stable_replicas(replicas, wanted, available, budget) == expected
+
+
+@pytest.mark.parametrize(
     ("canary_ready", "stable_ready", "expected"),
     [(0, 0, 0), (1, 3, 25), (1, 4, 20), (2, 2, 50), (3, 0, 100)],
 )
