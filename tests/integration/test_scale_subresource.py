@@ -143,3 +143,36 @@ def test_someone_elses_hpa_of_that_name_is_reported_and_left_alone(rollouts: Rol
     rollouts.wait_phase("fraud", "Healthy", timeout=90)
     made = hpa(rollouts, "fraud")
     assert made is not None and made.spec.scale_target_ref.kind == n.KIND
+
+
+def test_kubectl_scale_during_a_blue_green_preview_grows_blue_and_keeps_the_preview(
+    rollouts: Rollouts,
+) -> None:
+    body = plain_canary("fraud", [{"setWeight": 25}], replicas=2)
+    body["spec"]["strategy"] = {"blueGreen": {"previewReplicas": 1, "scaleDownDelaySeconds": 5}}
+    rollouts.create(body)
+    rollouts.wait_phase("fraud", "Healthy")
+    (blue,) = rollouts.replicas("fraud")
+    rollouts.patch_spec("fraud", {"model": {"version": "2"}})
+    rollouts.wait_status(
+        "fraud", "the preview waiting", lambda s: s.get("reason") == "AwaitingPromotion"
+    )
+    (green,) = set(rollouts.replicas("fraud")) - {blue}
+    rollouts.kube.kubectl("scale", f"{n.PLURAL}/fraud", "--replicas=4", "-n", rollouts.namespace)
+    wait_for(
+        lambda: rollouts.replicas("fraud") == {blue: (4, 4), green: (1, 1)} or None,
+        timeout=60,
+        what="blue at the new total, the preview as it was",
+    )
+    assert rollouts.status("fraud")["reason"] == "AwaitingPromotion"
+    wait_for(  # written at the reconcile after the Deployment's
+        lambda: scale_of(rollouts, "fraud")["status"]["replicas"] == 4 or None,
+        timeout=30,
+        what="/scale counting blue's 4 pods, not the preview's",
+    )
+    rollouts.cli("promote", "fraud")
+    wait_for(
+        lambda: rollouts.replicas("fraud").get(green) == (4, 4) or None,
+        timeout=60,
+        what="green at the current total before the switch",
+    )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local cluster (Kubernetes with kubelet and kube-proxy, etcd, KWOK, Helm),
 # kstatus for the GitOps tests (tools/kstatus) and a Prometheus with Kubernetes service
-# discovery for the real-pod tests, from Go modules into a cache outside the repo, keyed
+# discovery and metrics-server for the real-pod tests, from Go modules into a cache outside the repo, keyed
 # by version and by the tools modules' go.sum, so only a cold machine pays for the
 # build. Prints the binary directory on its last line.
 set -euo pipefail
@@ -101,6 +101,9 @@ pv="github.com/prometheus/common/version"
 GO_TAGS=remove_all_sd,enable_kubernetes_sd build_module prometheus "$here/prometheus" "$PROMETHEUS_VERSION" \
   "-s -w -X $pv.Version=${PROMETHEUS_VERSION#v} -X $pv.Revision=module -X $pv.Branch=module" \
   github.com/prometheus/prometheus/cmd/prometheus
+
+build_module metrics-server "$here/metrics-server" "$METRICS_SERVER_VERSION" "-s -w" \
+  sigs.k8s.io/metrics-server/cmd/metrics-server
 
 # Not built: the Gateway API CRDs, copied from the module (its digest checked by the Go
 # command against the checksum database) into $bin_dir/gateway-api/{standard,experimental}.

@@ -291,7 +291,7 @@ class LocalCluster:
                         },
                     ],
                 },
-                *self._rate_limit_patches(),
+                *self._controller_patches(),
             ],
         }
 
@@ -310,20 +310,34 @@ class LocalCluster:
             "kubelet-preferred-address-types": "InternalIP",
             "kubelet-client-certificate": str(pki / "admin.crt"),
             "kubelet-client-key": str(pki / "admin.key"),
+            # Aggregated APIs (metrics-server's metrics.k8s.io) are dialled at their
+            # endpoint: the API server runs on the host, outside kube-proxy's reach.
+            "enable-aggregator-routing": "true",
         }
         return [{"key": key, "value": value} for key, value in args.items()]
 
-    def _rate_limit_patches(self) -> list[dict[str, object]]:
-        if self.controllers_qps is None:
-            return []
-        limits = [
-            {"key": "kube-api-qps", "value": str(self.controllers_qps)},
-            {"key": "kube-api-burst", "value": str(2 * self.controllers_qps)},
+    def _controller_patches(self) -> list[dict[str, object]]:
+        limits = (
+            []
+            if self.controllers_qps is None
+            else [
+                {"key": "kube-api-qps", "value": str(self.controllers_qps)},
+                {"key": "kube-api-burst", "value": str(2 * self.controllers_qps)},
+            ]
+        )
+        # The HPA controller looks every 5 s (default 15) and scales down after 30 s
+        # of lower recommendations (default 5 min), so autoscaling tests see both
+        # directions in a minute or two; the decisions themselves are the real ones.
+        hpa = [
+            {"key": "horizontal-pod-autoscaler-sync-period", "value": "5s"},
+            {"key": "horizontal-pod-autoscaler-downscale-stabilization", "value": "30s"},
         ]
-        return [
-            {"name": component, "extraArgs": limits}
-            for component in ("kube-controller-manager", "kube-scheduler")
+        patches: list[dict[str, object]] = [
+            {"name": "kube-controller-manager", "extraArgs": [*limits, *hpa]}
         ]
+        if limits:
+            patches.append({"name": "kube-scheduler", "extraArgs": limits})
+        return patches
 
     def wait_usable(self, nodes: int) -> None:
         """Waits until the real node and `nodes` simulated ones are Ready and pods
