@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelrollout.devenv.processes import stop_child
 from support.kube import ClusterUnderTest
 
 MODELROLLOUT = Path(sys.executable).parent / "modelrollout"
@@ -53,12 +54,7 @@ class OperatorProcess:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_child(self.process, grace_seconds=20)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

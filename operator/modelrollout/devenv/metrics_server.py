@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelrollout.devenv.ports import free_port
+from modelrollout.devenv.processes import stop_child
 
 if TYPE_CHECKING:
     from modelrollout.devenv.cluster import LocalCluster
@@ -61,12 +62,7 @@ class LocalMetricsServer:
             return
         self._stopped = True
         self.cluster.kubectl("delete", "apiservice", API_SERVICE, "--ignore-not-found", check=False)
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, grace_seconds=15)
 
 
 def _cores(quantity: str) -> float:

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -53,6 +54,17 @@ def stop_group(pid: int, grace_seconds: float) -> None:
         signal_group(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
+
+
+def stop_child(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
+    """SIGTERM to a child started without a group of its own, SIGKILL if it outlives
+    `grace_seconds`; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def stop_on_signals() -> None:

@@ -19,6 +19,7 @@ import requests
 import yaml
 
 from modelrollout.devenv.ports import free_port
+from modelrollout.devenv.processes import stop_child
 
 PROMETHEUS_BINARY = "prometheus"
 # Debian's Prometheus is ready in about a second; the margin covers a busy CI machine.
@@ -65,12 +66,7 @@ class LocalPrometheus:
         if self._stopped:
             return
         self._stopped = True
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, grace_seconds=15)
 
     def _get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         response = requests.get(f"{self.url}{path}", params=params, timeout=10)

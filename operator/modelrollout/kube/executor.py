@@ -22,6 +22,7 @@ from modelrollout.kube.manifests import (
     revision_deployment,
     shadow_config,
 )
+from modelrollout.kube.observer import owned_by
 from modelrollout.rollout import (
     Action,
     DeleteAutoscaler,
@@ -157,8 +158,7 @@ class Executor:
             if error.status != CONFLICT:
                 raise
         found = self._autoscaling.read_namespaced_horizontal_pod_autoscaler(name, owner.namespace)
-        references = (found.metadata.owner_references if found.metadata else None) or []
-        if not any(ref.uid == owner.uid for ref in references):
+        if not owned_by(found.metadata, owner):
             return  # someone's own, made meanwhile: the next observation reports it
         # null removes the metrics a previous spec.autoscaling had (the HPA's default then).
         wanted = {"metrics": None, **body["spec"]}

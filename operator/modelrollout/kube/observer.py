@@ -36,7 +36,7 @@ from modelrollout.rollout import (
 from modelrollout.traffic import Router, ServiceSelectorRouter
 
 
-def _owned_by(metadata: client.V1ObjectMeta | None, owner: Owner) -> bool:
+def owned_by(metadata: client.V1ObjectMeta | None, owner: Owner) -> bool:
     references = (metadata.owner_references if metadata else None) or []
     return any(ref.uid == owner.uid for ref in references)
 
@@ -72,7 +72,7 @@ def _autoscaler(api: client.ApiClient, owner: Owner, spec: ModelDeploymentSpec) 
         if error.status == FORBIDDEN:
             return "forbidden"  # matters only with spec.autoscaling (plan.py says why)
         raise
-    if not _owned_by(found.metadata, owner):
+    if not owned_by(found.metadata, owner):
         return "foreign"
     made_from = ((found.metadata.annotations if found.metadata else None) or {}).get(
         n.AUTOSCALING_ANNOTATION
@@ -98,7 +98,7 @@ def observe(
     revisions = tuple(
         _revision(d)
         for d in deployments
-        if _owned_by(d.metadata, owner) and n.LABEL_REVISION in _labels(d.metadata)
+        if owned_by(d.metadata, owner) and n.LABEL_REVISION in _labels(d.metadata)
     )
     if any(r.available_replicas < r.replicas for r in revisions):
         revisions = _with_pods(core, owner, selector, revisions, deployments)
